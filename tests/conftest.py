@@ -1,0 +1,75 @@
+"""Fixtures shared by the whole suite."""
+
+from __future__ import annotations
+
+import io
+import json
+import threading
+
+import pytest
+from asgiref.sync import SyncToAsync
+from django.core.cache import caches
+from django.core.management import call_command
+from django.db.backends.utils import CursorWrapper
+
+
+@pytest.fixture(autouse=True)
+def _clear_caches():
+    """Throttle windows and cached permissions must not leak between tests."""
+    for cache in caches.all(initialized_only=True):
+        cache.clear()
+    yield
+
+
+@pytest.fixture
+def demo_tokens(transactional_db) -> dict[str, str]:
+    """Run ``seed_demo`` for real and return {username: bearer token}."""
+    out = io.StringIO()
+    call_command("seed_demo", "--json", stdout=out)
+    return json.loads(out.getvalue())
+
+
+class Counter:
+    def __init__(self) -> None:
+        self.count = 0
+        self.items: list = []
+        self._lock = threading.Lock()
+
+    def add(self, item=None) -> None:
+        with self._lock:
+            self.count += 1
+            self.items.append(item)
+
+
+@pytest.fixture
+def query_counter(monkeypatch) -> Counter:
+    """Counts SQL statements executed in any thread (CaptureQueriesContext sees only its own)."""
+    counter = Counter()
+    original_execute = CursorWrapper.execute
+    original_executemany = CursorWrapper.executemany
+
+    def execute(self, sql, params=None):
+        counter.add(sql)
+        return original_execute(self, sql, params)
+
+    def executemany(self, sql, param_list):
+        counter.add(sql)
+        return original_executemany(self, sql, param_list)
+
+    monkeypatch.setattr(CursorWrapper, "execute", execute)
+    monkeypatch.setattr(CursorWrapper, "executemany", executemany)
+    return counter
+
+
+@pytest.fixture
+def thread_hop_counter(monkeypatch) -> Counter:
+    """Counts calls that leave the event loop through asgiref's sync_to_async."""
+    counter = Counter()
+    original_call = SyncToAsync.__call__
+
+    async def call(self, *args, **kwargs):
+        counter.add(getattr(self.func, "__qualname__", repr(self.func)))
+        return await original_call(self, *args, **kwargs)
+
+    monkeypatch.setattr(SyncToAsync, "__call__", call)
+    return counter

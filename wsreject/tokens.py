@@ -1,0 +1,37 @@
+"""Issue and check bearer tokens (``WSREJECT["TOKEN_AUTHENTICATOR"]`` defaults to :func:`authenticate`)."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+
+from django.utils import timezone
+
+
+def digest(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def issue_token(user, name: str = "", expires=None) -> tuple["AccessToken", str]:  # noqa: F821
+    """Create a token for ``user``; return the stored row and the secret (shown only now)."""
+    from .models import AccessToken
+
+    secret = secrets.token_urlsafe(32)
+    row = AccessToken.objects.create(
+        user=user, name=name, digest=digest(secret), prefix=secret[:8], expires=expires
+    )
+    return row, secret
+
+
+def authenticate(token: str):
+    """The active user owning ``token``, or None. One query (token joined to its user)."""
+    from .models import AccessToken
+
+    try:
+        row = AccessToken.objects.select_related("user").get(digest=digest(token))
+    except AccessToken.DoesNotExist:
+        return None
+    if row.expires is not None and row.expires <= timezone.now():
+        return None
+    user = row.user
+    return user if user.is_active else None
