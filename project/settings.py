@@ -123,5 +123,7 @@ LOGGING = {
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "loggers": {"wsreject": {"handlers": ["console"], "level": os.environ.get("WSREJECT_LOG_LEVEL", "INFO")}},
+    "loggers": {
+        "wsreject": {"handlers": ["console"], "level": os.environ.get("WSREJECT_LOG_LEVEL", "INFO"), "propagate": False},
+    },
 }

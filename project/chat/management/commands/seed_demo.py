@@ -1,6 +1,7 @@
 """Create the demo's users, group, rooms and bearer tokens (idempotent; tokens are re-issued)."""
 
 import json
+import secrets
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group, Permission
@@ -26,6 +27,7 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("--json", action="store_true", help="print {username: token} as JSON")
         parser.add_argument("--password", default="", help="also give every demo user this password (for the admin)")
+        parser.add_argument("--admin", action="store_true", help="(re)create superuser 'admin' with a new random password")
 
     @transaction.atomic
     def handle(self, *args, **options):
@@ -51,9 +53,18 @@ class Command(BaseCommand):
         ghost, _ = User.objects.get_or_create(username="erin")
         tokens["erin"] = issue_token(ghost, name="demo")[1]
         ghost.delete()
+        admin_password = None
+        if options["admin"]:
+            admin_password = secrets.token_urlsafe(12)
+            admin, _ = User.objects.get_or_create(username="admin")
+            admin.is_staff = admin.is_superuser = admin.is_active = True
+            admin.set_password(admin_password)
+            admin.save()
         if options["json"]:
             self.stdout.write(json.dumps(tokens))
             return
         for username, token in tokens.items():
             note = {"dave": " (inactive)", "erin": " (user deleted)"}.get(username, "")
             self.stdout.write(f"{username:6} Authorization: Bearer {token}{note}")
+        if admin_password:
+            self.stdout.write(f"admin  password: {admin_password} (Django admin at /admin/)")
