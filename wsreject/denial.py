@@ -28,7 +28,7 @@ HeaderInput = Union[Mapping[Any, Any], Iterable[tuple[Any, Any]], None]
 Headers = tuple[tuple[bytes, bytes], ...]
 
 # RFC 9110 token characters for field names.
-_TOKEN = re.compile(rb"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
+_TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 # Control bytes are refused in values: C0 (except TAB), DEL and C1. C1 matters
 # because str.splitlines() treats \x85 as a line break (Daphne CVE-2026-44546).
 _FORBIDDEN_IN_VALUE = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f-\x9f]")
@@ -45,7 +45,12 @@ def status_phrase(status_code: int) -> str:
 
 
 def body_allowed(status_code: int) -> bool:
-    """HTTP forbids a body on 1xx, 204 and 304 responses."""
+    """HTTP forbids content on 1xx, 204, 205 and 304 responses (RFC 9110 §15)."""
+    return not (status_code < 200 or status_code in (204, 205, 304))
+
+
+def has_content_length(status_code: int) -> bool:
+    """Whether the response states its length: all but 1xx, 204 and 304 (205 says 0), as Starlette."""
     return not (status_code < 200 or status_code in (204, 304))
 
 
@@ -87,7 +92,7 @@ def normalize_headers(headers: HeaderInput) -> Headers:
             raise TypeError(f"a header must be a (name, value) pair, got {item!r}") from None
         name = _to_bytes(raw_name, "name").lower()
         value = _to_bytes(raw_value, "value")
-        if not _TOKEN.match(name):
+        if not _TOKEN.fullmatch(name):
             raise ValueError(f"invalid header name {name!r}")
         if _FORBIDDEN_IN_VALUE.search(value):
             raise ValueError(f"header {name.decode()!r} has a control character in its value")
@@ -131,7 +136,7 @@ class DenialResponse:
     def asgi_messages(self) -> list[dict[str, Any]]:
         """The two messages of the ASGI WebSocket Denial Response extension."""
         headers = list(self.headers)
-        if body_allowed(self.status_code):
+        if has_content_length(self.status_code):
             headers.append((b"content-length", str(len(self.body)).encode("ascii")))
         if self.media_type:  # after content-length, where Starlette puts it
             headers.append((b"content-type", self.media_type.encode("latin-1")))

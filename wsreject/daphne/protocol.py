@@ -1,0 +1,367 @@
+"""Daphne's WebSocket protocol, taught the ASGI *WebSocket Denial Response* extension.
+
+:class:`DenialWebSocketProtocol` subclasses :class:`daphne.ws_protocol.WebSocketProtocol`
+and changes only what happens while the handshake is still undecided:
+
+* ``websocket.http.response.start`` / ``.body`` are buffered (body capped at
+  :attr:`~DenialWebSocketProtocol.max_denial_body_size`) and written as one HTTP/1.1
+  response with ``content-length`` and ``connection: close``; the TCP connection is then
+  closed cleanly (FIN, never a reset).
+* Any broken message sequence, and an application that returns, raises or is cancelled
+  before it accepted or finished a denial, is answered ``500 Internal Server Error``
+  at once and logged. The application's ``send()`` raises :class:`InvalidDenial`.
+* An application that has neither accepted nor denied when the handshake times out is
+  answered ``503`` ``{"detail":"Connection check timed out"}`` instead of autobahn's
+  TCP abort or Daphne's bare 403.
+* ``websocket.close`` before accept keeps Daphne's meaning (403), and every HTTP answer
+  autobahn writes (its own handshake validation too) gets a standard status line and
+  ``content-length``: no exception text ever reaches the status line.
+* A non-ASCII ``Sec-WebSocket-Protocol`` is answered ``400`` before Daphne sees it.
+* After accept, ``websocket.close`` passes its ``reason`` on to the client.
+
+Once the handshake has been answered, later messages from the application are dropped
+silently, exactly as Daphne drops messages for a connection that is gone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import http
+import json
+import logging
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import txaio
+from autobahn.websocket.types import ConnectionDeny
+from daphne.utils import HEADER_NAME_RE
+from daphne.ws_protocol import WebSocketProtocol
+
+logger = logging.getLogger(__name__)
+
+DENIAL_EXTENSION = "websocket.http.response"
+RESPONSE_START = "websocket.http.response.start"
+RESPONSE_BODY = "websocket.http.response.body"
+
+# Headers that describe framing and connection handling: the server owns them.
+SERVER_OWNED_HEADERS = frozenset({b"content-length", b"transfer-encoding", b"connection"})
+# Field values may hold visible characters, spaces, tabs and obs-text, no other controls.
+INVALID_HEADER_VALUE = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
+GENERIC_REASON_PHRASES = {
+    1: "Informational",
+    2: "Success",
+    3: "Redirection",
+    4: "Client Error",
+    5: "Server Error",
+}
+
+Headers = list[tuple[bytes, bytes]]
+
+
+class InvalidDenial(ValueError):
+    """The application broke the denial response extension's message sequence."""
+
+
+def reason_phrase(status: int) -> str:
+    """The standard reason phrase for ``status``, or a generic one for its class."""
+    try:
+        return http.HTTPStatus(status).phrase
+    except ValueError:
+        return GENERIC_REASON_PHRASES.get(status // 100, "Unknown")
+
+
+def status_allows_body(status: int) -> bool:
+    """HTTP forbids a body on 1xx, 204, 205 and 304 responses (RFC 9110 §6.4.1, §15.3.6);
+    these go out without ``content-length`` too, the closed connection ends them."""
+    return not (100 <= status < 200 or status in (204, 205, 304))
+
+
+def render_response(
+    status: int, headers: Headers, body: bytes = b"", server_name: str = ""
+) -> bytes:
+    """Serialize one complete HTTP/1.1 response that ends the connection.
+
+    The application's headers go out as given, except ``content-length``,
+    ``transfer-encoding`` and ``connection``: the server knows the real length and
+    always closes, so it writes those itself (never two of them). ``server`` is added,
+    as Daphne does for HTTP, unless the application set one or the name is empty.
+    """
+    lines = [b"HTTP/1.1 %d %s" % (status, reason_phrase(status).encode("ascii"))]
+    lines += [name + b": " + value for name, value in headers if name.lower() not in SERVER_OWNED_HEADERS]
+    if server_name and not any(name.lower() == b"server" for name, _ in headers):
+        lines.append(b"server: " + server_name.encode())
+    if status_allows_body(status):
+        lines.append(b"content-length: %d" % len(body))
+    else:
+        body = b""
+    lines.append(b"connection: close")
+    return b"\r\n".join(lines) + b"\r\n\r\n" + body
+
+
+def plain_response(status: int, server_name: str = "", headers: Sequence[tuple[bytes, bytes]] = ()) -> bytes:
+    """A server-generated error: the reason phrase as a text/plain body."""
+    headers = [*headers, (b"content-type", b"text/plain; charset=utf-8")]
+    return render_response(status, headers, reason_phrase(status).encode("ascii"), server_name)
+
+
+def json_response(status: int, detail: str, server_name: str = "") -> bytes:
+    """A server-generated denial in FastAPI's shape: compact ``{"detail": ...}``."""
+    body = json.dumps({"detail": detail}, separators=(",", ":")).encode()
+    return render_response(status, [(b"content-type", b"application/json")], body, server_name)
+
+
+def validated_status(message: dict) -> int:
+    status = message.get("status")
+    if isinstance(status, bool) or not isinstance(status, int) or not 100 <= status <= 599:
+        raise InvalidDenial(f"{RESPONSE_START} has an invalid status: {status!r}")
+    return int(status)
+
+
+def validated_headers(message: dict) -> Headers:
+    raw_headers = message.get("headers") or []
+    if not isinstance(raw_headers, (list, tuple)):
+        raise InvalidDenial(f"{RESPONSE_START} headers must be a list, not {type(raw_headers).__name__}")
+    headers = []
+    for pair in raw_headers:
+        try:
+            name, value = pair
+        except (TypeError, ValueError):
+            raise InvalidDenial(f"{RESPONSE_START} header is not a [name, value] pair: {pair!r}") from None
+        if not (isinstance(name, bytes) and isinstance(value, bytes)):
+            raise InvalidDenial(f"{RESPONSE_START} header name and value must be bytes: {pair!r}")
+        if not HEADER_NAME_RE.fullmatch(name) or INVALID_HEADER_VALUE.search(value):
+            raise InvalidDenial(f"{RESPONSE_START} header contains invalid characters: {pair!r}")
+        headers.append((name, value))
+    return headers
+
+
+@dataclass
+class PendingDenial:
+    """A denial response between its ``start`` and its last ``body`` message."""
+
+    status: int
+    headers: Headers
+    chunks: list[bytes] = field(default_factory=list)
+    size: int = 0
+
+    def add(self, chunk: bytes, limit: int) -> None:
+        if not status_allows_body(self.status):
+            return  # HTTP forbids a body here: drop it rather than fail
+        self.size += len(chunk)
+        if self.size > limit:
+            raise InvalidDenial(f"denial response body exceeds {limit} bytes")
+        self.chunks.append(bytes(chunk))
+
+    def render(self, server_name: str) -> bytes:
+        return render_response(self.status, self.headers, b"".join(self.chunks), server_name)
+
+
+class DenialWebSocketProtocol(WebSocketProtocol):
+    """Daphne's WebSocket protocol plus HTTP denial responses (see the module docstring)."""
+
+    #: Largest denial body buffered; a larger one is answered 500.
+    max_denial_body_size = 1024 * 1024
+    #: What a handshake left undecided past its timeout is answered with.
+    timeout_status = 503
+    timeout_detail = "Connection check timed out"
+
+    # Per-connection state; class defaults until the handshake reaches Daphne.
+    seen_by_daphne = False
+    pending_denial: PendingDenial | None = None
+    # Bytes for autobahn's failHandshake() to write instead of its bare status line.
+    prepared_response: bytes | None = None
+
+    # --- handshake --------------------------------------------------------------------
+
+    def onConnect(self, request):
+        """Refuse what Daphne cannot decode with a 400, then let Daphne build the scope."""
+        offered = request.headers.get("sec-websocket-protocol", "")
+        if not offered.isascii():
+            logger.info("Refusing WebSocket handshake: non-ASCII Sec-WebSocket-Protocol")
+            raise ConnectionDeny(400, reason_phrase(400))
+        self.seen_by_daphne = True
+        return super().onConnect(request)
+
+    def handshake_pending(self) -> bool:
+        """Whether the application still owes an answer to the opening handshake."""
+        return self.state == self.STATE_CONNECTING and "handshake_deferred" in vars(self)
+
+    def answer_handshake(self, status: int, response: bytes) -> bool:
+        """Deny the pending handshake with ``response`` and close; ``False`` if too late.
+
+        The handshake deferred is fired exactly once, through autobahn's own path
+        (``failHandshake`` → :meth:`sendHttpErrorResponse` → clean ``dropConnection``).
+        """
+        if not self.handshake_pending():
+            return False
+        deferred = self.handshake_deferred
+        del self.handshake_deferred
+        self.pending_denial = None
+        self.prepared_response = response
+        deferred.errback(ConnectionDeny(status, reason_phrase(status)))
+        self.server.protocol_disconnected(self)
+        self.server.log_action("websocket", "rejected", self.action_details(status=status))
+        return True
+
+    def answer_internal_error(self, why: str) -> None:
+        """Log ``why`` and answer the handshake 500, if it is still pending."""
+        logger.error("WebSocket %s: %s", self.path_for_log(), why)
+        self.answer_handshake(500, plain_response(500, self.factory.server))
+
+    def answer_timeout(self) -> None:
+        logger.warning(
+            "WebSocket %s: application neither accepted nor denied in time; answering %d",
+            self.path_for_log(),
+            self.timeout_status,
+        )
+        response = json_response(self.timeout_status, self.timeout_detail, self.factory.server)
+        self.answer_handshake(self.timeout_status, response)
+
+    def sendHttpErrorResponse(self, code, reason, responseHeaders=None):
+        """Write the prepared response, or a well-formed plain one for autobahn's errors.
+
+        Autobahn's version writes ``reason`` (which can carry exception text) into the
+        status line and sends neither ``content-length`` nor a body.
+        """
+        response, self.prepared_response = self.prepared_response, None
+        if self.state == self.STATE_CLOSED:
+            return  # the client is gone: nothing to write to
+        if response is None:
+            extra = [(str(k).encode("latin-1"), str(v).encode("latin-1")) for k, v in responseHeaders or ()]
+            response = plain_response(code, self.factory.server, extra)
+        self.sendData(response)
+
+    def onOpenHandshakeTimeout(self):
+        """Answer 503 when the application is the one keeping the handshake waiting.
+
+        Autobahn's batched timer rounds the deadline *down* to a whole second (a 5 s
+        timeout fires after 4 to 5 s), so the application first gets what is left of
+        its full timeout, counted from when Daphne received the request. A client that
+        never finished sending its request still gets autobahn's abort.
+        """
+        if not self.handshake_pending():
+            super().onOpenHandshakeTimeout()
+            return
+        remaining = self.openHandshakeTimeout - self.duration()
+        if remaining > 0:
+            self.openHandshakeTimeoutCall = txaio.call_later(remaining, self.onOpenHandshakeTimeout)
+        else:
+            self.openHandshakeTimeoutCall = None
+            self.answer_timeout()
+
+    # --- application messages ---------------------------------------------------------
+
+    def handle_reply(self, message):
+        kind = message.get("type")
+        if self.state == self.STATE_CLOSED:
+            logger.debug("Dropping %s for %s: connection already answered", kind, self.path_for_log())
+            return
+        try:
+            if kind == RESPONSE_START:
+                self.start_denial(message)
+            elif kind == RESPONSE_BODY:
+                self.continue_denial(message)
+            elif self.pending_denial is not None:
+                raise InvalidDenial(f"{kind} after {RESPONSE_START}")
+            elif kind == "websocket.accept":
+                self.check_accepted_subprotocol(message.get("subprotocol"))
+                super().handle_reply(message)
+            elif kind == "websocket.send" and self.state == self.STATE_CONNECTING:
+                raise InvalidDenial("websocket.send before websocket.accept")
+            elif kind == "websocket.close" and self.state != self.STATE_CONNECTING:
+                self.serverClose(code=message.get("code"), reason=message.get("reason"))
+            else:
+                super().handle_reply(message)
+        except InvalidDenial as error:
+            self.answer_internal_error(f"invalid message from application: {error}")
+            raise
+
+    def start_denial(self, message: dict) -> None:
+        if not self.handshake_pending():
+            raise InvalidDenial(f"{RESPONSE_START} after the handshake was accepted")
+        if self.pending_denial is not None:
+            raise InvalidDenial(f"second {RESPONSE_START}")
+        self.pending_denial = PendingDenial(validated_status(message), validated_headers(message))
+
+    def continue_denial(self, message: dict) -> None:
+        denial = self.pending_denial
+        if denial is None:
+            raise InvalidDenial(f"{RESPONSE_BODY} without {RESPONSE_START}")
+        body = message.get("body", b"")
+        if not isinstance(body, (bytes, bytearray)):
+            raise InvalidDenial(f"{RESPONSE_BODY} body must be bytes, not {type(body).__name__}")
+        denial.add(body, self.max_denial_body_size)
+        if not message.get("more_body", False):
+            logger.debug("WebSocket %s denied with %d", self.path_for_log(), denial.status)
+            self.answer_handshake(denial.status, denial.render(self.factory.server))
+
+    def check_accepted_subprotocol(self, subprotocol) -> None:
+        """Autobahn raises inside its deferred for an unoffered subprotocol, leaving the
+        handshake stuck; refuse it here instead."""
+        if subprotocol is not None and subprotocol not in self.websocket_protocols:
+            raise InvalidDenial(f"accepted subprotocol {subprotocol!r} was not offered by the client")
+
+    def serverClose(self, code=None, reason=None):
+        """Close after accept, passing the application's reason on (Daphne drops it)."""
+        self.sendClose(code=1000 if code is None else code, reason=reason or None)
+
+    # --- application lifecycle and Daphne's periodic checks ---------------------------
+
+    def application_finished(self, instance: asyncio.Future) -> None:
+        """Done-callback of the application task: answer at once if it left the
+        handshake undecided (Daphne would wait for its checker or the timeout)."""
+        if not self.handshake_pending():
+            return
+        if instance.cancelled():
+            how = "was cancelled"
+        elif instance.exception() is not None:
+            how = "raised"  # Daphne's application checker logs the traceback
+        else:
+            how = "returned"
+        self.answer_internal_error(f"application {how} before accepting or denying the handshake")
+
+    def handle_exception(self, exception):
+        """Called by Daphne's application checker; must not raise into its loop."""
+        if self.handshake_pending():
+            self.answer_internal_error("application raised before accepting or denying the handshake")
+        elif self.state == self.STATE_OPEN:
+            self.sendCloseFrame(code=1011)
+
+    def check_timeouts(self):
+        """Daphne's periodic check, with a 503 for an undecided handshake and never an
+        exception (Daphne calls ``serverReject()``/``serverClose()`` here even when
+        those raise)."""
+        try:
+            if self.state == self.STATE_CONNECTING:
+                if self.handshake_pending() and self.handshake_expired():
+                    self.answer_timeout()
+            else:
+                super().check_timeouts()
+        except Exception:
+            logger.exception("WebSocket %s: timeout check failed", self.path_for_log())
+
+    def handshake_expired(self) -> bool:
+        """Past Daphne's connect timeout, or its whole-connection timeout (-1: none)."""
+        limits = (self.server.websocket_connect_timeout, self.server.websocket_timeout)
+        return any(limit >= 0 and self.duration() > limit for limit in limits)
+
+    def onClose(self, wasClean, code, reason):
+        """Settle a handshake the client walked away from, then Daphne's bookkeeping
+        (skipped when autobahn refused the request before Daphne ever saw it)."""
+        deferred = vars(self).pop("handshake_deferred", None)
+        if deferred is not None:
+            # Autobahn's failHandshake() finds the connection closed and writes nothing.
+            deferred.errback(ConnectionDeny(499, "Client closed the connection"))
+        if self.seen_by_daphne:
+            super().onClose(wasClean, code, reason)
+
+    # --- logging helpers --------------------------------------------------------------
+
+    def path_for_log(self) -> str:
+        request = vars(self).get("request")
+        return request.path if request is not None else "(no request)"
+
+    def action_details(self, **extra) -> dict:
+        client = self.client_addr
+        return {"path": self.request.path, "client": "%s:%s" % tuple(client) if client else None, **extra}
