@@ -79,8 +79,8 @@ DENY = (
         ),
         pytest.param(
             "/deny-205",
-            b"HTTP/1.1 205 Reset Content\r\nserver: daphne\r\nconnection: close\r\n\r\n",
-            id="205-no-body",
+            b"HTTP/1.1 205 Reset Content\r\nserver: daphne\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
+            id="205-no-body-length-0",
         ),
         pytest.param(
             "/deny-304",

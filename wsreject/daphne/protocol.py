@@ -38,6 +38,8 @@ from autobahn.websocket.types import ConnectionDeny
 from daphne.utils import HEADER_NAME_RE
 from daphne.ws_protocol import WebSocketProtocol
 
+from ..denial import body_allowed, has_content_length
+
 logger = logging.getLogger(__name__)
 
 DENIAL_EXTENSION = "websocket.http.response"
@@ -71,12 +73,6 @@ def reason_phrase(status: int) -> str:
         return GENERIC_REASON_PHRASES.get(status // 100, "Unknown")
 
 
-def status_allows_body(status: int) -> bool:
-    """HTTP forbids a body on 1xx, 204, 205 and 304 responses (RFC 9110 §6.4.1, §15.3.6);
-    these go out without ``content-length`` too, the closed connection ends them."""
-    return not (100 <= status < 200 or status in (204, 205, 304))
-
-
 def render_response(
     status: int, headers: Headers, body: bytes = b"", server_name: str = ""
 ) -> bytes:
@@ -91,10 +87,10 @@ def render_response(
     lines += [name + b": " + value for name, value in headers if name.lower() not in SERVER_OWNED_HEADERS]
     if server_name and not any(name.lower() == b"server" for name, _ in headers):
         lines.append(b"server: " + server_name.encode())
-    if status_allows_body(status):
-        lines.append(b"content-length: %d" % len(body))
-    else:
+    if not body_allowed(status):  # 1xx, 204, 205, 304 (RFC 9110 §15)
         body = b""
+    if has_content_length(status):  # all but 1xx, 204, 304: 205 says 0, as Starlette does
+        lines.append(b"content-length: %d" % len(body))
     lines.append(b"connection: close")
     return b"\r\n".join(lines) + b"\r\n\r\n" + body
 
@@ -146,7 +142,7 @@ class PendingDenial:
     size: int = 0
 
     def add(self, chunk: bytes, limit: int) -> None:
-        if not status_allows_body(self.status):
+        if not body_allowed(self.status):
             return  # HTTP forbids a body here: drop it rather than fail
         self.size += len(chunk)
         if self.size > limit:
