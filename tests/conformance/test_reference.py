@@ -1,0 +1,269 @@
+"""The FastAPI reference app, on every real server with the denial extension, against every case.
+
+Each server kind is started once per module; all cases are played against it concurrently
+(``raw_handshake`` for the exact bytes, then ``ws_connect`` as a real client would), and each
+case is then a test of its own. Expectations come from ``cases.py`` through
+``servers.expected_on_server``, i.e. with the server's measured quirks applied — and every
+quirk in ``SERVER_QUIRKS`` must actually be observed, so none can linger after a server
+changes. Cases after which the server dies (granian) run on a fresh server each.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import secrets
+import time
+from dataclasses import dataclass, field
+from http import HTTPStatus
+
+import pytest
+
+from tests.conformance.cases import CASES, CASES_BY_ID, DELETED_USERS, USERS, Case, case_ids
+from tests.support.servers import (
+    MODIFICATIONS,
+    REPLACEMENTS,
+    Server,
+    applied_quirks,
+    has_quirk,
+    quirks,
+    running_server,
+    server_version,
+)
+from tests.support.wsclient import NoResponse, Played, play_case, raw_handshake, ws_connect
+
+pytestmark = [pytest.mark.server]
+
+REFERENCE_APP = "tests.conformance.reference_fastapi:app"
+REFERENCE_KINDS = ("uvicorn-websockets", "uvicorn-websockets-sansio", "uvicorn-wsproto", "hypercorn", "granian")
+CLOSE_TIMEOUT = 3.0  # how long a denial's connection is watched for the server's close
+CONCURRENCY = 16
+
+
+@dataclass
+class Run:
+    kind: str
+    played: dict[str, Played] = field(default_factory=dict)
+    used_quirks: dict[str, list[str]] = field(default_factory=dict)  # case id -> quirk keys applied
+    log: str = ""
+    alive_after: bool = True
+    dead_after: dict[str, bool] = field(default_factory=dict)  # case id -> server exited (dying cases)
+    dying_logs: dict[str, str] = field(default_factory=dict)
+
+
+@pytest.fixture(scope="module")
+def tokens() -> dict[str, str]:
+    """Fresh random tokens for every user, erin (deleted) included."""
+    return {user: secrets.token_urlsafe(24) for user in USERS}
+
+
+@pytest.fixture(scope="module")
+def reference_env(tokens) -> dict[str, str]:
+    # The reference app only knows tokens of users that exist: erin's is unknown to it.
+    known = {user: token for user, token in tokens.items() if user not in DELETED_USERS}
+    return {"WSREJECT_REF_TOKENS": json.dumps(known)}
+
+
+async def _play_all(server: Server, cases: list[Case], expectations: dict, tokens) -> dict[str, Played]:
+    semaphore = asyncio.Semaphore(CONCURRENCY)
+
+    async def one(case: Case) -> tuple[str, Played]:
+        async with semaphore:
+            played = await play_case(
+                case, server.host, server.port, tokens, expect=expectations[case.id], close_timeout=CLOSE_TIMEOUT
+            )
+            return case.id, played
+
+    return dict(await asyncio.gather(*(one(case) for case in cases)))
+
+
+def _wait_exit(server: Server, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not server.alive():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+@pytest.fixture(scope="module", params=REFERENCE_KINDS)
+def run(request, tokens, reference_env) -> Run:
+    kind = request.param
+    result = Run(kind)
+    expectations = {}
+    for case in CASES:
+        expect, used = applied_quirks(kind, case, app_raises=case.reference_raises)
+        expectations[case.id] = expect
+        result.used_quirks[case.id] = used
+    survivors = [c for c in CASES if not expectations[c.id].server_dies]
+    dying = [c for c in CASES if expectations[c.id].server_dies]
+
+    with running_server(kind, REFERENCE_APP, env=reference_env) as server:
+        result.played.update(asyncio.run(_play_all(server, survivors, expectations, tokens)))
+        result.alive_after = server.alive()
+        result.log = server.log()
+    for case in dying:
+        with running_server(kind, REFERENCE_APP, env=reference_env) as server:
+            result.played[case.id] = asyncio.run(
+                play_case(case, server.host, server.port, tokens, expect=expectations[case.id], close_timeout=CLOSE_TIMEOUT)
+            )
+            result.dead_after[case.id] = _wait_exit(server, 10.0)
+            result.dying_logs[case.id] = server.log()
+    return result
+
+
+@pytest.mark.parametrize("case_id", case_ids())
+def test_case(run: Run, case_id: str) -> None:
+    played = run.played[case_id]
+    raw = played.last_raw
+    detail = raw.describe() if raw is not None else "(no HTTP response)"
+    assert not played.problems, (
+        f"{case_id} on {run.kind} ({server_version(run.kind)}), quirks applied: {run.used_quirks[case_id]}\n"
+        + "\n".join(played.problems)
+        + f"\n--- last raw response ---\n{detail}"
+    )
+
+
+def test_server_survived_the_cases(run: Run) -> None:
+    assert run.alive_after, f"{run.kind} died during the cases:\n{run.log[-4000:]}"
+    for case_id, dead in run.dead_after.items():
+        assert dead, f"{run.kind}: {case_id} was expected to kill the server (SERVER_QUIRKS), it is still up"
+
+
+def test_every_quirk_is_observed(run: Run) -> None:
+    """Each quirk of this kind either changed some case's expectation (and that case passed,
+    see test_case) or is a log / status-line quirk checked below. A quirk that nothing
+    exercises is stale and must go."""
+    used = {key for keys in run.used_quirks.values() for key in keys}
+    for quirk in quirks(run.kind):
+        if quirk.what in REPLACEMENTS or quirk.what in MODIFICATIONS:
+            assert quirk.what in used, f"{run.kind}: quirk {quirk.what!r} applies to no case"
+        else:
+            assert quirk.what.startswith(("log.", "status-line.")), f"{run.kind}: {quirk.what!r} is asserted nowhere"
+
+
+def test_log_quirks(run: Run) -> None:
+    log = run.log
+    expected_snippets = {
+        "log.deprecated-implementation": "The `websockets` implementation is deprecated",
+        "log.denial-logged-as-error": "ASGI callable returned without completing handshake.",
+        "log.informational-protocol-error": "LocalProtocolError",
+    }
+    for key, snippet in expected_snippets.items():
+        if has_quirk(run.kind, key):
+            assert snippet in log, f"{run.kind}: quirk {key} not seen in the log"
+    if not has_quirk(run.kind, "log.denial-logged-as-error"):
+        assert "without completing handshake" not in log
+
+
+def test_reason_phrases(run: Run) -> None:
+    """Reason phrases are not part of the scenario; what each server writes is recorded."""
+    empty = has_quirk(run.kind, "status-line.no-reason-phrase")
+    for case_id, played in run.played.items():
+        raw = played.last_raw
+        if raw is None or raw.status == 101:
+            continue
+        if empty:
+            assert raw.reason == "", f"{run.kind} {case_id}: reason {raw.reason!r}"
+        else:
+            try:
+                HTTPStatus(raw.status)
+            except ValueError:
+                continue
+            assert raw.reason, f"{run.kind} {case_id}: empty reason phrase"
+
+
+def test_unexpected_error_leaks_nothing(run: Run) -> None:
+    raw = run.played["s16-broken"].last_raw
+    assert raw is not None
+    wire = raw.raw_head + raw.body
+    for secret in (b"hunter2", b"database exploded", b"RuntimeError", b"Traceback"):
+        assert secret not in wire, f"{run.kind} leaked {secret!r}"
+
+
+def test_rate_limit_attempts(run: Run) -> None:
+    played = run.played["s13-limited"]
+    case = CASES_BY_ID["s13-limited"]
+    assert [m for m in played.messages] == [['{"ok":true}']] * (case.repeat - 1)
+    raw = played.last_raw
+    assert raw is not None and raw.status == 429
+    assert 1 <= int(raw.header("retry-after")) <= 60
+
+
+# --- reference-app behaviour outside the case table ----------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def uvicorn_reference(reference_env):
+    with running_server("uvicorn-wsproto", REFERENCE_APP, env=reference_env) as server:
+        yield server
+
+
+@pytest.mark.asyncio
+async def test_echo_closes_on_binary_frame(uvicorn_reference: Server) -> None:
+    """The reference's ``WebSocketException`` after accept: 1003 with a reason."""
+    result = await ws_connect(uvicorn_reference.url("/ws/echo/"))
+    async with result:
+        await result.send("hi")
+        assert await result.recv() == "hi"
+        await result.send(b"\x00\x01")
+        with pytest.raises(Exception):
+            await result.recv()
+        assert result.close_code == 1003
+        assert result.close_reason == "Text frames only"
+
+
+@pytest.mark.asyncio
+async def test_retry_after_is_truthful(uvicorn_reference: Server) -> None:
+    """Denied attempts do not count: the limiter stays at 3 admitted and Retry-After
+    shrinks with time (whole seconds, >= 1)."""
+    host, port = uvicorn_reference.address
+    seen = []
+    for _ in range(5):
+        response = await raw_handshake(host, port, "/ws/limited/", close_timeout=1.0)
+        seen.append(response.status)
+    assert seen[:3] == [101, 101, 101]
+    assert seen[3:] == [429, 429]
+    assert 58 <= int(response.header("retry-after")) <= 60
+
+
+# --- stock Daphne: no extension -----------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def daphne_reference(reference_env):
+    with running_server("daphne-stock", REFERENCE_APP, env=reference_env) as server:
+        yield server
+
+
+@pytest.mark.asyncio
+async def test_daphne_stock_quirks(daphne_reference: Server, tokens) -> None:
+    """What stock Daphne does with the FastAPI reference (SERVER_QUIRKS["daphne-stock"])."""
+    host, port = daphne_reference.address
+    assert has_quirk("daphne-stock", "denial.unsupported-reset")
+    start = time.monotonic()
+    with pytest.raises(NoResponse):
+        await raw_handshake(host, port, "/ws/private/", timeout=10.0)
+    assert time.monotonic() - start < 9.0  # the handshake timeout (5 s), not ours
+
+    assert has_quirk("daphne-stock", "close-before-accept.403-access-denied")
+    # A path parameter that fails validation: FastAPI closes (1008) before accept.
+    response = await raw_handshake(host, port, "/ws/deny/not-a-number/", close_timeout=2.0)
+    assert (response.status, response.reason, response.headers, response.body) == (403, "Access denied", [], b"")
+    assert response.closed_by_server is True
+
+    assert has_quirk("daphne-stock", "app-error.500-bare")
+    response = await raw_handshake(host, port, "/ws/broken/", close_timeout=2.0)
+    assert (response.status, response.reason, response.headers, response.body) == (500, "Internal server error", [], b"")
+    assert b"hunter2" not in response.raw_head
+
+    assert has_quirk("daphne-stock", "handshake.repeated-origin-400")
+    response = await raw_handshake(
+        host, port, "/ws/echo/", [("Origin", "http://localhost:8000"), ("Origin", "http://localhost:8000")], close_timeout=2.0
+    )
+    assert response.status == 400
+    assert response.reason.startswith("HTTP Origin header invalid")
+
+    accepted = await ws_connect(daphne_reference.url("/ws/private/"), headers=[("Authorization", f"Bearer {tokens['alice']}")])
+    async with accepted:
+        assert await accepted.recv() == '{"user":"alice"}'
