@@ -127,7 +127,7 @@ class CredentialsMiddleware:
         self.inner = inner
 
     async def __call__(self, scope, receive, send):
-        if scope["type"] not in ("websocket", "http"):
+        if scope["type"] != "websocket":
             return await self.inner(scope, receive, send)
         scope = dict(scope)
         credential = read_credential(scope)

@@ -37,7 +37,7 @@ def check_settings(app_configs=None, **kwargs) -> list:
     errors.extend(_check_origins(merged["ALLOWED_ORIGINS"]))
     try:
         import_string(merged["TOKEN_AUTHENTICATOR"])
-    except ImportError as exc:
+    except (ImportError, AttributeError, TypeError, ValueError) as exc:
         errors.append(Error(f"WSREJECT['TOKEN_AUTHENTICATOR'] cannot be imported: {exc}", id="wsreject.E005"))
     timeout = merged["DECISION_TIMEOUT"]
     if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0):

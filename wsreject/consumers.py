@@ -28,7 +28,6 @@ from __future__ import annotations
 from typing import Any
 
 from asgiref.sync import async_to_sync
-from channels.consumer import AsyncConsumer
 from channels.db import database_sync_to_async
 from channels.exceptions import StopConsumer
 
@@ -45,7 +44,7 @@ from .permissions import (
     is_authenticated,
     unauthenticated,
 )
-from .transport import send_denial
+from .transport import denial_messages, record_denial, send_denial
 
 
 class AuthorizedConsumer:
@@ -110,7 +109,14 @@ class AuthorizedConsumer:
         if (denial := permission.check(self.scope, self)) is not None:
             self.handle_no_permission(denial)
         obj = self.get_permission_object()
-        if obj is not None and (denial := permission.check_object(self.scope, self, obj)) is not None:
+        if obj is not None:
+            denial = permission.check_object(self.scope, self, obj)
+        elif perms := self.get_object_permission_required():
+            # Fail closed: with no object, object-level permissions are required globally.
+            denial = HasPermissions(perms, detail=self.get_permission_denied_message()).check(self.scope, self)
+        else:
+            denial = None
+        if denial is not None:
             self.handle_no_permission(denial)
 
     def _refused_without_credentials(self) -> DenyHandshake | None:
@@ -124,9 +130,9 @@ class AuthorizedConsumer:
         return self.denial_mode or self.scope.get(STACK_MODE_KEY)
 
     # Channels calls websocket_connect with the connect message. For an async
-    # consumer it must return an awaitable; for a sync one it runs in a thread.
+    # consumer it must return an awaitable; a sync one (``_sync``) runs it in a thread.
     def websocket_connect(self, message):
-        if isinstance(self, AsyncConsumer):
+        if not self._sync:
             return self._async_websocket_connect(message)
         try:
             self.authorize()
@@ -135,7 +141,12 @@ class AuthorizedConsumer:
             raise
         except Exception as exc:
             self._discard_groups_sync()
-            async_to_sync(send_denial)(self.scope, self.base_send, denial_for_exception(exc), self._mode())
+            # A sync consumer's base_send is already async_to_sync(send): send message by message.
+            response = denial_for_exception(exc)
+            transport, messages = denial_messages(self.scope, response, self._mode())
+            for outgoing in messages:
+                self.base_send(outgoing)
+            record_denial(self.scope, response, transport)
             raise StopConsumer() from None
 
     async def _async_websocket_connect(self, message):

@@ -130,6 +130,10 @@ class DenialResponse:
             raise ValueError(f"a {status_code} response cannot carry a body")
         self.body = body
         self.detail = status_phrase(status_code) if detail is None else str(detail)
+        try:
+            self.detail.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValueError(f"detail {self.detail!r} is not valid Unicode text") from None
         has_type = any(name == b"content-type" for name, _ in self.headers)
         self.media_type = None if has_type or not body_allowed(status_code) else media_type
 
@@ -153,13 +157,18 @@ class DenyHandshake(Exception):
     """Refuse the handshake with ``status_code``, a JSON ``{"detail": ...}`` body and headers.
 
     ``detail`` defaults to the status phrase and may be anything JSON can
-    encode, as with FastAPI's ``HTTPException``.
+    encode, as with FastAPI's ``HTTPException``. It is rendered here, so a detail
+    that cannot be sent fails where it was written.
     """
 
     def __init__(self, status_code: int, detail: Any = None, headers: HeaderInput = None) -> None:
         self.status_code = validate_status(status_code)
         self.detail = status_phrase(status_code) if detail is None else detail
         self.headers = normalize_headers(headers)
+        try:
+            self._body = render_json({"detail": self.detail})
+        except (TypeError, ValueError) as exc:  # UnicodeEncodeError is a ValueError
+            raise ValueError(f"detail {self.detail!r} cannot be rendered as JSON: {exc}") from None
         super().__init__(status_code, self.detail)
 
     def __str__(self) -> str:
@@ -173,7 +182,7 @@ class DenyHandshake(Exception):
         return DenialResponse(
             self.status_code,
             headers=self.headers,
-            body=render_json({"detail": self.detail}),
+            body=self._body,
             detail=text_detail,
             media_type="application/json",
         )

@@ -34,6 +34,7 @@ from .transport import send_denial
 logger = logging.getLogger("wsreject")
 
 STACK_MODE_KEY = "wsreject.denial_mode"
+HANDSHAKE_KEY = "wsreject.handshake"
 INTERNAL_ERROR = "Internal Server Error"
 DECISION_TIMED_OUT = "Connection check timed out"
 
@@ -59,16 +60,21 @@ def denial_for_exception(exc: BaseException) -> DenialResponse:
 
 
 class _Handshake:
-    """Per-connection view of what the application has said so far."""
+    """Per-connection view of what the application has said so far.
 
-    __slots__ = ("receive_raw", "send_raw", "connect_received", "accepted", "closed", "responded", "on_decided")
+    The outermost :class:`DenialMiddleware` makes one and puts it in the scope;
+    nested ones share it, so there is one deadline and the innermost mode wins.
+    """
 
-    def __init__(self, receive, send) -> None:
+    __slots__ = ("receive_raw", "send_raw", "connect_received", "accepted", "closed", "responded", "on_decided", "mode")
+
+    def __init__(self, receive, send, mode: str | None) -> None:
         self.receive_raw = receive
         self.send_raw = send
         self.connect_received = False
         self.accepted = self.closed = self.responded = False
         self.on_decided = None
+        self.mode = mode
 
     @property
     def decided(self) -> bool:
@@ -102,14 +108,27 @@ class _Handshake:
         self.responded = True
         await send_denial(scope, self.send_raw, response, mode)
 
+    async def fail(self, scope, exc: Exception, mode: str | None) -> None:
+        """Answer an exception: a denial before accept, close 1011 after it."""
+        if not self.decided:
+            await self.deny(scope, denial_for_exception(exc), mode)
+        elif self.accepted and not self.closed:
+            logger.error("Unhandled error after accept; closing with 1011", exc_info=exc)
+            self.closed = True
+            await self.send_raw({"type": "websocket.close", "code": 1011})
+        else:
+            logger.error("Unhandled error after the handshake was answered", exc_info=exc)
+
 
 class DenialMiddleware:
     """Turn anything raised before accept into a denial; close with 1011 after accept.
 
-    ``denial_mode`` overrides ``WSREJECT["DENIAL_MODE"]`` for this stack, and
-    ``decision_timeout`` overrides ``WSREJECT["DECISION_TIMEOUT"]``: a handshake
-    neither accepted nor denied in time is answered 503 before the server's own
-    handshake timeout turns it into a reset.
+    ``denial_mode`` overrides ``WSREJECT["DENIAL_MODE"]`` for what this
+    middleware wraps (it may be nested under a ``URLRouter`` prefix to give some
+    routes another mode), and ``decision_timeout`` overrides
+    ``WSREJECT["DECISION_TIMEOUT"]``: a handshake neither accepted nor denied in
+    time is answered 503 before the server's own handshake timeout turns it into
+    a reset. Only the outermost one keeps that deadline.
     """
 
     _unset = object()
@@ -129,7 +148,11 @@ class DenialMiddleware:
             return await self.inner(scope, receive, send)
         if self.denial_mode is not None:
             scope = dict(scope, **{STACK_MODE_KEY: self.denial_mode})
-        handshake = _Handshake(receive, send)
+        outer = scope.get(HANDSHAKE_KEY)
+        if outer is not None:
+            return await self._nested(outer, scope, receive, send)
+        handshake = _Handshake(receive, send, self.denial_mode)
+        scope = dict(scope, **{HANDSHAKE_KEY: handshake})
         timeout = self.decision_timeout
         if timeout is self._unset:
             timeout = wsreject_settings.DECISION_TIMEOUT
@@ -141,20 +164,19 @@ class DenialMiddleware:
         except TimeoutError as exc:
             if deadline.expired() and not handshake.decided:
                 logger.warning("Handshake for %r not decided within %ss", scope.get("path"), timeout)
-                await handshake.deny(scope, DenyHandshake(503, DECISION_TIMED_OUT).response(), self.denial_mode)
+                await handshake.deny(scope, DenyHandshake(503, DECISION_TIMED_OUT).response(), handshake.mode)
             else:
-                await self._handle_error(scope, handshake, exc)
+                await handshake.fail(scope, exc, handshake.mode)
         except Exception as exc:
-            await self._handle_error(scope, handshake, exc)
+            await handshake.fail(scope, exc, handshake.mode)
 
-    async def _handle_error(self, scope, handshake: _Handshake, exc: Exception) -> None:
-        if not handshake.decided:
-            await handshake.deny(scope, denial_for_exception(exc), self.denial_mode)
-        elif handshake.accepted and not handshake.closed:
-            logger.error("Unhandled error after accept; closing with 1011", exc_info=exc)
-            await handshake.send_raw({"type": "websocket.close", "code": 1011})
-        else:
-            logger.error("Unhandled error after the handshake was answered", exc_info=exc)
+    async def _nested(self, handshake: _Handshake, scope, receive, send):
+        if self.denial_mode is not None:
+            handshake.mode = self.denial_mode
+        try:
+            await self.inner(scope, receive, send)
+        except Exception as exc:
+            await handshake.fail(scope, exc, handshake.mode)
 
 
 class OriginMiddleware:

@@ -32,7 +32,9 @@ def parse_origin(value: str) -> Origin | None:
         return None
     if parts.path not in ("", "/") or parts.query or parts.fragment or parts.username or parts.password:
         return None
-    return Origin(scheme, parts.hostname.lower(), port or DEFAULT_PORTS[scheme])
+    if port == 0:
+        return None
+    return Origin(scheme, parts.hostname.lower(), DEFAULT_PORTS[scheme] if port is None else port)
 
 
 def parse_allowed(entry: str) -> Origin:

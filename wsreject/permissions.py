@@ -276,6 +276,8 @@ class Throttle(BasePermission):
     def parse_rate(cls, rate: str) -> tuple[int, float]:
         try:
             count, per = rate.split("/")
+            if not per.strip():
+                raise ValueError(rate)
             number = "".join(ch for ch in per if ch.isdigit() or ch == ".")
             unit = per[len(number):].strip() or "s"
             limit, period = int(count), float(number or 1) * cls._UNITS[unit]

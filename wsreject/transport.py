@@ -47,11 +47,24 @@ def resolve_mode(scope: dict[str, Any], mode: str | None = None) -> str:
 
 
 def truncate_utf8(text: str, limit: int = MAX_REASON_BYTES) -> str:
-    """``text`` cut to at most ``limit`` UTF-8 bytes without splitting a character."""
-    encoded = text.encode("utf-8")
-    if len(encoded) <= limit:
-        return text
+    """``text`` cut to at most ``limit`` UTF-8 bytes without splitting a character.
+
+    Lone surrogates, which UTF-8 cannot carry, become ``?``.
+    """
+    encoded = text.encode("utf-8", errors="replace")
     return encoded[:limit].decode("utf-8", errors="ignore")
+
+
+def denial_messages(scope: dict[str, Any], response: DenialResponse, mode: str | None = None) -> tuple[str, list[dict]]:
+    """The transport for this connection and the ASGI messages that send ``response`` on it."""
+    transport = resolve_mode(scope, mode)
+    if transport == "http":
+        return transport, response.asgi_messages()
+    if transport == "close_code":
+        frame = render_json({"detail": response.detail}).decode()
+        close = {"type": "websocket.close", "code": CLOSE_CODE_BASE + response.status_code, "reason": truncate_utf8(response.detail)}
+        return transport, [{"type": "websocket.accept"}, {"type": "websocket.send", "text": frame}, close]
+    return transport, [{"type": "websocket.close"}]
 
 
 async def send_denial(scope: dict[str, Any], send, response: DenialResponse, mode: str | None = None) -> str:
@@ -60,25 +73,19 @@ async def send_denial(scope: dict[str, Any], send, response: DenialResponse, mod
     The caller must already have received ``websocket.connect``. Every denial is
     logged once on the ``wsreject`` logger and announced by ``connection_denied``.
     """
-    transport = resolve_mode(scope, mode)
-    if transport == "http":
-        for message in response.asgi_messages():
-            await send(message)
-    elif transport == "close_code":
-        await send({"type": "websocket.accept"})
-        await send({"type": "websocket.send", "text": render_json({"detail": response.detail}).decode()})
-        await send(
-            {
-                "type": "websocket.close",
-                "code": CLOSE_CODE_BASE + response.status_code,
-                "reason": truncate_utf8(response.detail),
-            }
-        )
-    else:
-        await send({"type": "websocket.close"})
-    log_denial(scope, response, transport)
-    connection_denied.send_robust(sender=None, scope=scope, response=response, transport=transport)
+    transport, messages = denial_messages(scope, response, mode)
+    for message in messages:
+        await send(message)
+    record_denial(scope, response, transport)
     return transport
+
+
+def record_denial(scope: dict[str, Any], response: DenialResponse, transport: str) -> None:
+    """Log the denial and send ``connection_denied``; a failing receiver is logged, not raised."""
+    log_denial(scope, response, transport)
+    for receiver, result in connection_denied.send_robust(sender=None, scope=scope, response=response, transport=transport):
+        if isinstance(result, Exception):
+            logger.error("connection_denied receiver %r failed", receiver, exc_info=result)
 
 
 def log_denial(scope: dict[str, Any], response: DenialResponse, transport: str) -> None:
