@@ -7,7 +7,8 @@ asyncio client opens raw WebSocket handshakes for a fixed time per scenario and
 counts answers with the expected status. Absolute numbers depend on the
 machine (client and server share its cores), so the table shows each result
 as a ratio to the FastAPI reference on uvicorn measured in the same run, and
-the server's resident memory before and after (denials must not grow it).
+the server's resident memory after a warm-up and after the measured run
+(denials must not grow it).
 """
 
 from __future__ import annotations
@@ -88,11 +89,14 @@ def run(seconds: float, concurrency: int) -> None:
         memory: dict[str, tuple[int, int]] = {}
         for target in TARGETS:
             with running_server(target.kind, target.app, env=env) as server:
+                plans = [
+                    (label, path, [("Authorization", f"Bearer {tokens[user]}")] if user else [], expected)
+                    for label, path, user, expected in SCENARIOS
+                ]
+                for label, path, headers, expected in plans:  # warm-up: imports, caches, pools
+                    asyncio.run(hammer(server.host, server.port, path, headers, expected, 0.5, concurrency))
                 before = rss_kib(server.process.pid)
-                for label, path, user, expected in SCENARIOS:
-                    headers = [("Authorization", f"Bearer {tokens[user]}")] if user else []
-                    # Warm-up, then the measured run.
-                    asyncio.run(hammer(server.host, server.port, path, headers, expected, 0.3, 4))
+                for label, path, headers, expected in plans:
                     ok, errors = asyncio.run(hammer(server.host, server.port, path, headers, expected, seconds, concurrency))
                     results[(target.label, label)] = (ok / seconds, errors)
                 memory[target.label] = (before, rss_kib(server.process.pid))
@@ -109,7 +113,7 @@ def run(seconds: float, concurrency: int) -> None:
             rate, errors = results[(target.label, label)]
             cells.append(f"{rate:8.0f}/s x{rate / base_rate:4.2f}" + (f" err {errors}" if errors else "       "))
         print(f"{label:22}" + "".join(f"{c:>36}" for c in cells))
-    print("\nserver RSS (KiB) before -> after the run")
+    print("\nserver RSS (KiB) after warm-up -> after the measured run (growth would mean something is kept per handshake)")
     for target in TARGETS:
         before, after = memory[target.label]
         print(f"  {target.label:36} {before:8d} -> {after:8d}  ({after - before:+d})")
