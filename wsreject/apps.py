@@ -8,9 +8,18 @@ class WSRejectConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
+        from django.db.models.signals import post_migrate
+
         from . import checks as wsreject_checks
         from .daphne.checks import check_daphne_order
+        from .declared_perms import create_declared_permissions
+        from .denial_log import connect_denial_log
+        from .perm_cache import connect_receivers
 
         checks.register(wsreject_checks.check_settings)
         checks.register(wsreject_checks.check_asgi_stack)
         checks.register(check_daphne_order)
+        checks.register(wsreject_checks.check_access_control)
+        connect_receivers()
+        connect_denial_log()
+        post_migrate.connect(create_declared_permissions, sender=self, dispatch_uid="wsreject.declared_perms")

@@ -1,6 +1,7 @@
 """System checks (``manage.py check``) for the ``WSREJECT`` settings and the ASGI stack.
 
 Ids: ``wsreject.E001``-``E006`` settings errors, ``wsreject.W001`` unknown keys,
+``wsreject.W020``/``W021``/``E022``/``E023`` access control (see check_access_control),
 ``wsreject.E010``/``W011`` middleware order, ``wsreject.W010`` app order for Daphne.
 """
 
@@ -118,4 +119,83 @@ def check_asgi_stack(app_configs=None, **kwargs) -> list:
                         id="wsreject.W011",
                     )
                 )
+    return errors
+
+
+def check_access_control(app_configs=None, **kwargs) -> list:
+    """The cache behind permission sets and access rules; permissions consumers require.
+
+    ``wsreject.W020`` process-local cache in production, ``E022`` unknown cache
+    alias, ``E023`` invalid cache timeout or denial log size, ``W021`` a required
+    permission of an app that is not installed.
+    """
+    from django.core.cache.backends.locmem import LocMemCache
+
+    value = getattr(settings, "WSREJECT", {})
+    merged = {**DEFAULTS, **value} if isinstance(value, dict) else dict(DEFAULTS)
+    errors: list = []
+    alias = merged["CACHE"]
+    caches_setting = getattr(settings, "CACHES", {})
+    if alias not in caches_setting:
+        errors.append(Error(f"WSREJECT['CACHE'] is {alias!r}, which is not in CACHES.", id="wsreject.E022"))
+    elif not settings.DEBUG:
+        backend = caches_setting[alias].get("BACKEND", "")
+        try:
+            local = issubclass(import_string(backend), LocMemCache)
+        except ImportError:
+            local = False
+        if local:
+            errors.append(
+                Warning(
+                    f"The cache {alias!r} holding WebSocket permission sets and access rules is process-local: "
+                    "with several server processes, a change made in the admin reaches the other processes "
+                    "only when their cached copies expire (WSREJECT['PERMISSION_CACHE_TIMEOUT']).",
+                    hint="Use a shared cache, e.g. django.core.cache.backends.redis.RedisCache, or "
+                    "point WSREJECT['CACHE'] at one.",
+                    id="wsreject.W020",
+                )
+            )
+    timeout = merged["PERMISSION_CACHE_TIMEOUT"]
+    if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0):
+        errors.append(
+            Error(
+                f"WSREJECT['PERMISSION_CACHE_TIMEOUT'] is {timeout!r}.",
+                hint="Use a positive number of seconds, or None (no expiry).",
+                id="wsreject.E023",
+            )
+        )
+    size = merged["DENIAL_LOG_SIZE"]
+    if isinstance(size, bool) or not isinstance(size, int) or size < 0:
+        errors.append(
+            Error(
+                f"WSREJECT['DENIAL_LOG_SIZE'] is {size!r}.",
+                hint="Use a whole number, 0 to turn it off.",
+                id="wsreject.E023",
+            )
+        )
+    errors.extend(_check_required_permission_apps())
+    return errors
+
+
+def _check_required_permission_apps() -> list:
+    from django.apps import apps
+
+    from .declared_perms import declared_permissions
+
+    try:
+        declared = declared_permissions()
+    except Exception:  # the ASGI module's own errors are reported by Django and Channels
+        return []
+    errors = []
+    for perm in sorted(declared):
+        app_label = perm.partition(".")[0]
+        if not any(config.label == app_label for config in apps.get_app_configs()):
+            errors.append(
+                Warning(
+                    f"A WebSocket consumer requires the permission {perm!r}, but no installed app has the "
+                    f"label {app_label!r}: nobody can be granted it, so every user is refused.",
+                    hint="Fix the permission name, or add the app to INSTALLED_APPS.",
+                    id="wsreject.W021",
+                )
+            )
     return errors

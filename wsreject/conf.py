@@ -22,6 +22,18 @@ Every key, with its default::
         # Seconds the application may take to accept or deny a handshake before
         # DenialMiddleware answers 503 "Connection check timed out". None: no limit.
         "DECISION_TIMEOUT": 4.0,
+        # The Django cache alias holding cached permission sets, access rules and
+        # the shared denial log. Several server processes need a shared cache
+        # (Redis, Memcached, the database cache) to see each other's changes at
+        # the next handshake: see check wsreject.W020.
+        "CACHE": "default",
+        # Seconds a user's permission set and the access rules stay cached. Changes
+        # take effect at the next handshake through versioned keys; this only
+        # bounds memory, and staleness should a version bump be lost.
+        "PERMISSION_CACHE_TIMEOUT": 300,
+        # Recent denials kept per process for the admin's "Recent denials" page
+        # (0 turns the log off).
+        "DENIAL_LOG_SIZE": 100,
     }
 """
 
@@ -38,6 +50,9 @@ DEFAULTS: dict[str, Any] = {
     "ALLOW_MISSING_ORIGIN": True,
     "TOKEN_AUTHENTICATOR": "wsreject.tokens.authenticate",
     "DECISION_TIMEOUT": 4.0,
+    "CACHE": "default",
+    "PERMISSION_CACHE_TIMEOUT": 300,
+    "DENIAL_LOG_SIZE": 100,
 }
 
 DENIAL_MODES = ("http", "close_code")

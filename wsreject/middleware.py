@@ -277,8 +277,17 @@ class RouteNotFoundMiddleware:
 
 
 def DenialMiddlewareStack(inner, *, allowed_origins=None, denial_mode: str | None = None):  # noqa: N802
-    """The recommended stack around a ``URLRouter``, as ``AuthMiddlewareStack`` is for Channels."""
+    """The recommended stack around a ``URLRouter``, as ``AuthMiddlewareStack`` is for Channels.
+
+    Inside the credentials, :class:`~wsreject.rules.AccessRuleMiddleware` enforces
+    the access rules edited in the admin.
+    """
+    from .rules import AccessRuleMiddleware  # late: rules imports this module
+
     return DenialMiddleware(
-        OriginMiddleware(CredentialsMiddleware(RouteNotFoundMiddleware(inner)), allowed_origins=allowed_origins),
+        OriginMiddleware(
+            CredentialsMiddleware(AccessRuleMiddleware(RouteNotFoundMiddleware(inner))),
+            allowed_origins=allowed_origins,
+        ),
         denial_mode=denial_mode,
     )

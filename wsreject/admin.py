@@ -1,0 +1,200 @@
+"""Admin for WebSocket access: access rules, who can connect per endpoint, recent denials.
+
+Grant and revoke the permissions consumers require in the standard user and
+group pages; close an endpoint or restrict it to groups with an access rule.
+Either takes effect at the next handshake, in every process sharing the cache.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from django.contrib import admin, messages
+from django.contrib.auth import get_user_model
+from django.contrib.auth.backends import ModelBackend
+from django.contrib.auth.models import Group
+from django.core.exceptions import PermissionDenied
+from django.db.models import Q
+from django.template.response import TemplateResponse
+from django.urls import path
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
+
+from .declared_perms import perm_names
+from .denial_log import recent_denials
+from .forms import AccessRuleForm
+from .models import AccessRule
+from .perm_cache import bump_rules
+from .rules import Endpoint, load_rules, parse_endpoint, project_endpoints
+
+MAX_USERS_LISTED = 50
+
+
+@admin.register(AccessRule)
+class AccessRuleAdmin(admin.ModelAdmin):
+    form = AccessRuleForm
+    list_display = ("endpoint", "enabled", "allowed_groups", "required_permissions", "refusal", "updated")
+    list_filter = ("enabled",)
+    search_fields = ("endpoint",)
+    filter_horizontal = ("groups", "permissions")
+    actions = ["disable_endpoints", "enable_endpoints"]
+    change_list_template = "admin/wsreject/accessrule/change_list.html"
+    change_form_template = "admin/wsreject/accessrule/change_form.html"
+    fieldsets = (
+        (None, {"fields": ("endpoint", "enabled")}),
+        (_("While disabled"), {"fields": ("retry_after", "disabled_detail")}),
+        (_("Who may connect"), {"fields": ("groups", "permissions", "deny_status", "deny_detail")}),
+    )
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).prefetch_related("groups", "permissions__content_type")
+
+    @admin.display(description=_("allowed groups"))
+    def allowed_groups(self, rule: AccessRule) -> str:
+        return ", ".join(group.name for group in rule.groups.all()) or "—"
+
+    @admin.display(description=_("required permissions"))
+    def required_permissions(self, rule: AccessRule) -> str:
+        perms = (f"{p.content_type.app_label}.{p.codename}" for p in rule.permissions.all())
+        return ", ".join(sorted(perms)) or "—"
+
+    @admin.display(description=_("refusal"))
+    def refusal(self, rule: AccessRule) -> str:
+        if not rule.enabled:
+            return f"503 {rule.disabled_detail} (Retry-After: {rule.retry_after})"
+        return f"{rule.deny_status} {rule.deny_detail}"
+
+    def _set_enabled(self, request, queryset, enabled: bool) -> None:
+        count = queryset.update(enabled=enabled, updated=timezone.now())
+        bump_rules(queryset.db)  # update() sends no signals
+        message = ngettext("%d endpoint %s.", "%d endpoints %s.", count)
+        self.message_user(request, message % (count, _("enabled") if enabled else _("disabled")), messages.SUCCESS)
+
+    @admin.action(description=_("Disable selected endpoints (503)"), permissions=["change"])
+    def disable_endpoints(self, request, queryset):
+        self._set_enabled(request, queryset, False)
+
+    @admin.action(description=_("Enable selected endpoints"), permissions=["change"])
+    def enable_endpoints(self, request, queryset):
+        self._set_enabled(request, queryset, True)
+
+    def get_urls(self):
+        view = self.admin_site.admin_view
+        return [
+            path("endpoints/", view(self.endpoints_view), name="wsreject_accessrule_endpoints"),
+            path("denials/", view(self.denials_view), name="wsreject_accessrule_denials"),
+            *super().get_urls(),
+        ]
+
+    def _page(self, request, template: str, title: str, **context) -> TemplateResponse:
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        return TemplateResponse(
+            request,
+            template,
+            {**self.admin_site.each_context(request), "opts": self.opts, "title": title, **context},
+        )
+
+    def endpoints_view(self, request):
+        """Per endpoint: what it requires and which users and groups can connect."""
+        rules = load_rules()
+        rows = [who_can_connect(endpoint, rules) for endpoint in project_endpoints()]
+        return self._page(request, "admin/wsreject/endpoints.html", _("Who can connect"), rows=rows)
+
+    def denials_view(self, request):
+        """The recent denials of every process sharing the cache (read-only)."""
+        return self._page(request, "admin/wsreject/denials.html", _("Recent WebSocket denials"), log=recent_denials())
+
+    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        extra_context = {**(extra_context or {}), "known_endpoints": project_endpoints()}
+        return super().changeform_view(request, object_id, form_url, extra_context)
+
+
+# --- who can connect ----------------------------------------------------------------------------
+
+
+@dataclass
+class Access:
+    """What the admin shows for one endpoint."""
+
+    endpoint: Endpoint
+    requirements: list[str] = field(default_factory=list)
+    rules: list = field(default_factory=list)  # (rule, "all" | "some")
+    closed_by: list = field(default_factory=list)
+    everyone: bool = False  # anonymous clients too
+    users: list = field(default_factory=list)
+    user_count: int = 0
+    groups: list = field(default_factory=list)
+    in_code: list[str] = field(default_factory=list)  # checks only the code can answer
+
+
+def rule_coverage(rule, endpoint: Endpoint) -> str | None:
+    """Whether ``rule`` covers every handshake of ``endpoint`` ("all"), some of them, or none."""
+    try:
+        pattern = parse_endpoint(rule.endpoint)
+    except ValueError:
+        return None
+    if pattern.route_name is not None:
+        return "all" if pattern.route_name == endpoint.name else None
+    if pattern.text == endpoint.route or (pattern.prefix and pattern.matches(endpoint.route, None)):
+        return "all"
+    if "<" not in pattern.text and not pattern.prefix and endpoint.matches(pattern.text):
+        return "some"
+    return None
+
+
+def who_can_connect(endpoint: Endpoint, rules) -> Access:
+    """Who passes the consumer's declared checks and the rules covering all of ``endpoint``.
+
+    Users and groups are found through Django's permission tables (superusers
+    included); checks written as code (permission classes, object permissions)
+    are listed for the reader, not evaluated.
+    """
+    consumer = endpoint.consumer_class
+    access = Access(endpoint)
+    perms = set(perm_names(getattr(consumer, "permission_required", None)))
+    login = bool(getattr(consumer, "login_required", False))
+    for permission in getattr(consumer, "permission_classes", None) or ():
+        access.in_code.append(getattr(permission, "__name__", None) or repr(permission))
+    if object_perms := perm_names(getattr(consumer, "object_permission_required", None)):
+        access.in_code.append(_("object permissions %s") % ", ".join(object_perms))
+    group_sets = []
+    for rule in rules:
+        coverage = rule_coverage(rule, endpoint)
+        if coverage is None:
+            continue
+        access.rules.append((rule, coverage))
+        if coverage == "all":
+            if not rule.enabled:
+                access.closed_by.append(rule)
+            perms |= rule.perms
+            if rule.group_ids:
+                group_sets.append(rule.group_ids)
+    if login or perms or group_sets:
+        access.requirements.append(_("signed in"))
+    access.requirements += sorted(perms)
+    access.requirements += [_("member of one of: %s") % ", ".join(_group_names(ids)) for ids in group_sets]
+    if not (login or perms or group_sets or access.in_code):
+        access.everyone = True
+        return access
+    user_model = get_user_model()
+    users = user_model._default_manager.filter(is_active=True)
+    groups = Group.objects.all()
+    for perm in sorted(perms):
+        app_label, _dot, codename = perm.partition(".")
+        users = users.filter(pk__in=ModelBackend().with_perm(perm).values("pk"))
+        groups = groups.filter(permissions__content_type__app_label=app_label, permissions__codename=codename)
+    for group_ids in group_sets:
+        members = user_model._default_manager.filter(groups__in=group_ids).values("pk")
+        users = users.filter(Q(is_superuser=True) | Q(pk__in=members))
+        groups = groups.filter(pk__in=group_ids)
+    access.user_count = users.count()
+    access.users = list(users.order_by("pk")[:MAX_USERS_LISTED])
+    if perms or group_sets:
+        access.groups = list(groups.distinct().order_by("name"))
+    return access
+
+
+def _group_names(group_ids) -> list[str]:
+    return sorted(Group.objects.filter(pk__in=group_ids).values_list("name", flat=True))

@@ -1,0 +1,177 @@
+"""Recent denials for the admin, recorded without touching the handshake path.
+
+A ``connection_denied`` receiver keeps, per process, the last
+``WSREJECT["DENIAL_LOG_SIZE"]`` denials in a ring and a count per status: an
+append and an increment on the event loop, nothing more. At most once a second
+a worker thread copies that snapshot into the cache, under
+``wsreject:denials:<host>:<pid>`` (listed in ``wsreject:denials:index``,
+expiring an hour after the process's last denial), so that the admin of any
+process sees the denials of every process sharing the cache. Under a flood the
+cache gets one write per second per process: the ring holds the newest
+entries, the counts all of them. Nothing is written to the database; the
+``wsreject`` logger's line per denial remains the complete record.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import threading
+import time
+from collections import deque
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+from .conf import wsreject_settings
+from .perm_cache import get_cache
+from .signals import connection_denied
+from .transport import client_address, known_user_id
+
+logger = logging.getLogger("wsreject")
+
+INDEX_KEY = "wsreject:denials:index"
+FLUSH_INTERVAL = 1.0
+SNAPSHOT_TIMEOUT = 3600
+MAX_TEXT = 200
+HOSTNAME = socket.gethostname()
+
+
+@dataclass(frozen=True)
+class DenialEntry:
+    time: float
+    path: str
+    status: int
+    detail: str
+    user: str
+    client: str
+    transport: str
+    process: str
+
+    @property
+    def when(self) -> datetime:
+        return datetime.fromtimestamp(self.time, tz=timezone.utc)
+
+
+def process_name() -> str:
+    return f"{HOSTNAME}:{os.getpid()}"  # read each time: forked workers differ
+
+
+class DenialLog:
+    """This process's recent denials, and their periodic copy in the cache."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._flush_loop: asyncio.AbstractEventLoop | None = None
+        self.clear()
+
+    def clear(self) -> None:
+        with self._lock:
+            self.entries: deque[DenialEntry] = deque(maxlen=max(wsreject_settings.DENIAL_LOG_SIZE, 1))
+            self.counts: dict[int, int] = {}
+            self.total = 0
+
+    def record(self, scope: dict[str, Any], response, transport: str) -> None:
+        size = wsreject_settings.DENIAL_LOG_SIZE
+        if size <= 0:
+            return
+        entry = DenialEntry(
+            time=time.time(),
+            path=str(scope.get("path", ""))[:MAX_TEXT],
+            status=response.status_code,
+            detail=str(response.detail)[:MAX_TEXT],
+            user=known_user_id(scope),
+            client=client_address(scope),
+            transport=transport,
+            process=process_name(),
+        )
+        with self._lock:
+            if self.entries.maxlen != size:
+                self.entries = deque(self.entries, maxlen=size)
+            self.entries.append(entry)
+            self.counts[entry.status] = self.counts.get(entry.status, 0) + 1
+            self.total += 1
+        self._schedule_flush()
+
+    def snapshot(self) -> dict[str, Any]:
+        with self._lock:
+            return {
+                "process": process_name(),
+                "updated": time.time(),
+                "entries": [asdict(entry) for entry in self.entries],
+                "counts": dict(self.counts),
+                "total": self.total,
+            }
+
+    def _schedule_flush(self) -> None:
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return  # no event loop here: the next denial on one schedules the copy
+        if self._flush_loop is loop and not loop.is_closed():
+            return  # one already pending on this loop
+        self._flush_loop = loop
+        loop.call_later(FLUSH_INTERVAL, self._start_flush, loop)
+
+    def _start_flush(self, loop) -> None:
+        self._flush_loop = None
+        try:
+            loop.run_in_executor(None, self.flush)
+        except RuntimeError:  # the loop is shutting down
+            pass
+
+    def flush(self) -> None:
+        """Copy the snapshot into the cache (from a worker thread); errors are logged."""
+        try:
+            cache = get_cache()
+            snapshot = self.snapshot()
+            key = f"wsreject:denials:{snapshot['process']}"
+            cache.set(key, snapshot, timeout=SNAPSHOT_TIMEOUT)
+            index = cache.get(INDEX_KEY) or {}
+            now = snapshot["updated"]
+            if now - index.get(snapshot["process"], 0) > SNAPSHOT_TIMEOUT / 4:
+                index = {name: seen for name, seen in index.items() if now - seen < SNAPSHOT_TIMEOUT}
+                index[snapshot["process"]] = now
+                cache.set(INDEX_KEY, index, timeout=SNAPSHOT_TIMEOUT)
+        except Exception:
+            logger.exception("Could not copy recent denials to the cache")
+
+
+denial_log = DenialLog()
+
+
+def _record(sender, scope, response, transport, **kwargs) -> None:
+    denial_log.record(scope, response, transport)
+
+
+def connect_denial_log() -> None:
+    """Connect the ``connection_denied`` receiver; called by ``WSRejectConfig.ready()``."""
+    connection_denied.connect(_record, dispatch_uid="wsreject.denial_log")
+
+
+def recent_denials(limit: int | None = None) -> dict[str, Any]:
+    """Every process's recent denials, newest first, with counts per status (read-only)."""
+    limit = limit or wsreject_settings.DENIAL_LOG_SIZE
+    local = denial_log.snapshot()
+    snapshots = [local]
+    try:
+        cache = get_cache()
+        others = [f"wsreject:denials:{name}" for name in (cache.get(INDEX_KEY) or {}) if name != local["process"]]
+        snapshots += list(cache.get_many(others).values())
+    except Exception:
+        logger.exception("Could not read recent denials from the cache")
+    counts: dict[int, int] = {}
+    entries = []
+    for snapshot in snapshots:
+        entries += [DenialEntry(**entry) for entry in snapshot["entries"]]
+        for status, count in snapshot["counts"].items():
+            counts[int(status)] = counts.get(int(status), 0) + count
+    entries.sort(key=lambda entry: entry.time, reverse=True)
+    return {
+        "entries": entries[:limit],
+        "counts": dict(sorted(counts.items())),
+        "total": sum(snapshot["total"] for snapshot in snapshots),
+        "processes": sorted(snapshot["process"] for snapshot in snapshots if snapshot["total"]),
+    }
