@@ -1,4 +1,4 @@
-"""Admin for WebSocket access: access rules, who can connect per endpoint, recent denials.
+"""Admin for WebSocket access: access rules, who can connect per endpoint, recent denials, tokens.
 
 Grant and revoke the permissions consumers require in the standard user and
 group pages; close an endpoint or restrict it to groups with an access rule.
@@ -24,9 +24,10 @@ from django.utils.translation import ngettext
 from .declared_perms import perm_names
 from .denial_log import recent_denials
 from .forms import AccessRuleForm
-from .models import AccessRule
+from .models import AccessRule, AccessToken
 from .perm_cache import bump_rules
 from .rules import Endpoint, load_rules, parse_endpoint, project_endpoints
+from .tokens import new_secret
 
 MAX_USERS_LISTED = 50
 
@@ -198,3 +199,30 @@ def who_can_connect(endpoint: Endpoint, rules) -> Access:
 
 def _group_names(group_ids) -> list[str]:
     return sorted(Group.objects.filter(pk__in=group_ids).values_list("name", flat=True))
+
+
+@admin.register(AccessToken)
+class AccessTokenAdmin(admin.ModelAdmin):
+    """Issue and revoke bearer tokens. The secret is shown once, when issued; deleting revokes."""
+
+    list_display = ("prefix", "user", "name", "created", "expires")
+    list_select_related = ("user",)
+    search_fields = ("prefix", "name", "user__username")
+    autocomplete_fields = ("user",)
+    fields = ("user", "name", "expires", "prefix", "created")
+    readonly_fields = ("prefix", "created")
+
+    def has_change_permission(self, request, obj=None):
+        # A token is issued or revoked, never edited (its owner must not change under it).
+        return obj is None and super().has_change_permission(request, obj)
+
+    def save_model(self, request, obj, form, change):
+        if change:
+            raise PermissionDenied("Tokens cannot be edited; revoke and issue a new one.")
+        secret, obj.digest, obj.prefix = new_secret()
+        super().save_model(request, obj, form, change)
+        messages.warning(
+            request,
+            _("Token issued for %(user)s: %(secret)s — copy it now, it is not stored and will not be shown again.")
+            % {"user": obj.user, "secret": secret},
+        )

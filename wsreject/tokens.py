@@ -12,14 +12,18 @@ def digest(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
+def new_secret() -> tuple[str, str, str]:
+    """A fresh token: (secret, its SHA-256 digest, its first characters for display)."""
+    secret = secrets.token_urlsafe(32)
+    return secret, digest(secret), secret[:8]
+
+
 def issue_token(user, name: str = "", expires=None) -> tuple["AccessToken", str]:  # noqa: F821
     """Create a token for ``user``; return the stored row and the secret (shown only now)."""
     from .models import AccessToken
 
-    secret = secrets.token_urlsafe(32)
-    row = AccessToken.objects.create(
-        user=user, name=name, digest=digest(secret), prefix=secret[:8], expires=expires
-    )
+    secret, token_digest, prefix = new_secret()
+    row = AccessToken.objects.create(user=user, name=name, digest=token_digest, prefix=prefix, expires=expires)
     return row, secret
 
 

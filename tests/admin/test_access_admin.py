@@ -227,7 +227,7 @@ def test_most_specific_rule_answers_first(admin_browser, demo_tokens):
         ("endpoint", "/ws/<foo:name>/", "Unknown converter “foo”"),
         ("endpoint", "/ws/*/x/", "“*” may only end a path pattern"),
         ("endpoint", "ws rooms", "is neither a path pattern"),
-        ("endpoint", "rooms", "No WebSocket route is named “rooms”"),
+        ("endpoint", "lounges", "No WebSocket route is named “lounges”"),
         ("endpoint", "/ws/<slug:name/", "Unmatched “&lt;” or “&gt;”"),
         ("deny_status", "200", "200 is not an error status"),
         ("deny_status", "401", "401 is sent automatically"),
@@ -294,3 +294,16 @@ def test_changelist_shows_rules_and_links_to_the_views(admin_browser):
     assert "/admin/wsreject/accessrule/endpoints/" in page and "/admin/wsreject/accessrule/denials/" in page
     assert "503 Down for maintenance (Retry-After: 120)" in page
     assert values(rule_form(admin_browser, AccessRule.objects.get()), "endpoint") == ["/ws/staff/"]
+
+
+def test_a_rule_on_a_route_name_covers_both_mounts(admin_browser, demo_tokens):
+    """The demo names its routes, so "rooms" closes /ws/rooms/… and /ws/browser/rooms/… alike."""
+    response = admin_browser.post(
+        "/admin/wsreject/accessrule/add/",
+        {"endpoint": "rooms", "retry_after": "30", "disabled_detail": "Rooms are closed", "deny_status": "403", "deny_detail": "Forbidden"},
+    )
+    assert response.status_code == 302, response.content[:2000]
+    http = connect("/ws/rooms/lobby/", demo_tokens["alice"])
+    assert (http.status_code, http.json()) == (503, {"detail": "Rooms are closed"})
+    assert http.header("retry-after") == "30"
+    assert connect("/ws/echo/").accepted
