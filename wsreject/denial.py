@@ -105,6 +105,8 @@ def normalize_headers(headers: HeaderInput) -> Headers:
 class DenialResponse:
     """A complete HTTP response to a handshake: status, headers and body.
 
+    ``media_type`` becomes ``content-type`` after ``content-length``, where
+    Starlette puts it (a ``content-type`` in ``headers`` stays where it is).
     ``detail`` is what close-code mode and the log line show (it defaults to
     the status phrase); it is never put on the wire in HTTP mode.
     """

@@ -1,5 +1,6 @@
 """The "rooms" scenario (shared/conformance/scenario.md) as Channels consumers."""
 
+import json
 from urllib.parse import parse_qsl
 
 from channels.generic.websocket import AsyncJsonWebsocketConsumer, AsyncWebsocketConsumer, WebsocketConsumer
@@ -9,6 +10,14 @@ from wsreject.consumers import AuthorizedConsumer
 from wsreject.permissions import BasePermission, IsStaff, Throttle
 
 from .models import Room
+
+
+class JsonConsumer(AsyncJsonWebsocketConsumer):
+    """Sends JSON as FastAPI's ``send_json`` does: compact, non-ASCII kept as is."""
+
+    @classmethod
+    async def encode_json(cls, content):
+        return json.dumps(content, ensure_ascii=False, separators=(",", ":"))
 
 
 class EchoConsumer(AsyncWebsocketConsumer):
@@ -24,13 +33,13 @@ class UserGreetingMixin:
         await self.send_json({"user": self.scope["user"].get_username()})
 
 
-class PrivateConsumer(UserGreetingMixin, AuthorizedConsumer, AsyncJsonWebsocketConsumer):
+class PrivateConsumer(UserGreetingMixin, AuthorizedConsumer, JsonConsumer):
     """Cases 2-5, 15: login required (401 "Not authenticated" / "Invalid credentials")."""
 
     login_required = True
 
 
-class RoomConsumer(AuthorizedConsumer, AsyncJsonWebsocketConsumer):
+class RoomConsumer(AuthorizedConsumer, JsonConsumer):
     """Cases 6-9: permission first, then the room's existence (no existence leak)."""
 
     permission_required = "chat.join_room"
@@ -63,7 +72,7 @@ class RoomConsumer(AuthorizedConsumer, AsyncJsonWebsocketConsumer):
         await self.send_json(event["message"])
 
 
-class StaffConsumer(UserGreetingMixin, AuthorizedConsumer, AsyncJsonWebsocketConsumer):
+class StaffConsumer(UserGreetingMixin, AuthorizedConsumer, JsonConsumer):
     """Cases 10-11: staff only."""
 
     permission_classes = [IsStaff]
@@ -76,7 +85,7 @@ class MaintenanceConsumer(AsyncWebsocketConsumer):
         raise DenyHandshake(503, "Down for maintenance", headers={"Retry-After": "120"})
 
 
-class LimitedConsumer(AuthorizedConsumer, AsyncJsonWebsocketConsumer):
+class LimitedConsumer(AuthorizedConsumer, JsonConsumer):
     """Case 13: three handshakes per client per minute."""
 
     permission_classes = [Throttle("3/60s")]
@@ -104,8 +113,9 @@ class TeapotConsumer(WebsocketConsumer):
         raise DenyWithResponse(
             DenialResponse(
                 418,
-                headers={"content-type": "text/plain; charset=utf-8", "x-teapot": "short-and-stout"},
+                headers={"x-teapot": "short-and-stout"},
                 body="I'm a teapot",
+                media_type="text/plain; charset=utf-8",
             )
         )
 
@@ -127,7 +137,7 @@ class DenyConsumer(AsyncWebsocketConsumer):
         raise DenyHandshake(status, detail, headers=headers)
 
 
-class SubprotocolConsumer(AsyncJsonWebsocketConsumer):
+class SubprotocolConsumer(JsonConsumer):
     """Conformance: choose the first offered of chat.v1/chat.v2; offered but unsupported is 400."""
 
     supported = ("chat.v1", "chat.v2")

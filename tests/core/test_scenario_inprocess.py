@@ -162,10 +162,10 @@ async def test_case_16_broken_hides_the_error(transactional_db, caplog):
 async def test_case_17_teapot(transactional_db):
     communicator, result = await handshake("/ws/teapot/")
     assert result.status_code == 418
-    assert result.headers == [
-        (b"content-type", b"text/plain; charset=utf-8"),
+    assert result.headers == [  # Starlette's order: the app's headers, content-length, content-type
         (b"x-teapot", b"short-and-stout"),
         (b"content-length", b"12"),
+        (b"content-type", b"text/plain; charset=utf-8"),
     ]
     assert result.body == b"I'm a teapot"
     await communicator.wait(timeout=1)

@@ -536,8 +536,26 @@ SERVER_QUIRKS: dict[str, list[Quirk]] = {
             "status line.",
         ),
     ],
-    # Measured by the Daphne integration's own tests; nothing recorded from here.
-    "daphne-wsreject": [],
+    # Measured 2026-11 with both the reference app and the demo on every case
+    # (tests/conformance/test_conformance.py asserts each entry).
+    "daphne-wsreject": [
+        Quirk(
+            "handshake.repeated-origin-400-bad-request",
+            "daphne 4.2.3 + wsreject.daphne (autobahn 26.10): two Origin lines are joined with ',' "
+            "and autobahn refuses the handshake itself before the app runs (`HTTP Origin header "
+            "invalid`); wsreject's `sendHttpErrorResponse` turns that into a clean `400 Bad Request`, "
+            "text/plain; charset=utf-8 body `Bad Request`, content-length, connection: close (no "
+            "exception text in the status line, unlike stock Daphne).",
+        ),
+        Quirk(
+            "app-error.500-text-plain",
+            "daphne 4.2.3 + wsreject.daphne: an exception escaping the app before accept is answered "
+            "at once (`answer_internal_error`) with `500 Internal Server Error`, text/plain; "
+            "charset=utf-8 body `Internal Server Error` (21 bytes), content-length, connection: "
+            "close, and logged; nothing of the exception is on the wire (scenario case 16 with the "
+            "FastAPI reference, deliberate difference).",
+        ),
+    ],
 }
 
 
@@ -628,6 +646,9 @@ REPLACEMENTS: dict[str, Callable] = {
             "text/plain; charset=utf-8",
         )
     ),
+    "handshake.repeated-origin-400-bad-request": lambda e, c, raises: (
+        _origin_lines(c) > 1 and _own_response(400, b"Bad Request", "text/plain; charset=utf-8")
+    ),
     "handshake.non-ascii-request-header-500": lambda e, c, raises: (
         _non_ascii_request(c)
         and _own_response(
@@ -700,8 +721,13 @@ MODIFICATIONS: dict[str, Callable] = {
 }
 
 
-def applied_quirks(kind: str, case, *, app_raises: bool = False) -> tuple[object, list[str]]:
-    """(the expectation of ``case`` on ``kind``, the quirk keys that changed it)."""
+def applied_quirks(kind: str, case, *, app_raises: bool = False, fallback: str | None = None) -> tuple[object, list[str]]:
+    """(the expectation of ``case`` on ``kind``, the quirk keys that changed it).
+
+    ``fallback`` matters only on a server without the denial extension (``daphne-stock``):
+    see :func:`expected_on_server`."""
+    if kind == "daphne-stock":
+        return _on_stock_daphne(case, app_raises=app_raises, fallback=fallback)
     expect = case.expect
     for quirk in quirks(kind):
         replace_with = REPLACEMENTS.get(quirk.what)
@@ -722,15 +748,71 @@ def applied_quirks(kind: str, case, *, app_raises: bool = False) -> tuple[object
     return expect, used
 
 
-def expected_on_server(kind: str, case, *, app_raises: bool = False):
+STOCK_DAPHNE_FALLBACKS = (None, "close", "close_code")
+
+
+def denial_detail(expect) -> str:
+    """The detail a denial carries: ``detail`` of a ``{"detail": ...}`` body, else the
+    status phrase (what ``wsreject.DenialResponse.detail`` defaults to)."""
+    import json
+    from http import HTTPStatus
+
+    try:
+        data = json.loads(expect.body or b"")
+    except ValueError:
+        data = None
+    if isinstance(data, dict) and isinstance(data.get("detail"), str):
+        return data["detail"]
+    try:
+        return HTTPStatus(expect.status).phrase
+    except ValueError:
+        return ""
+
+
+def _bare_response(status: int):
+    """Daphne's own answer through autobahn: a status line, no headers, no body, closed."""
+    from tests.conformance.cases import Expect
+
+    absent = ("content-type", "content-length", *_upgrade_headers())
+    return Expect(status, absent_headers=absent, body=b"", closed=True)
+
+
+def _on_stock_daphne(case, *, app_raises: bool, fallback: str | None) -> tuple[object, list[str]]:
+    """Stock Daphne advertises no denial extension, so what a client sees of a denial is
+    decided by the app's fallback: ``"close"`` (wsreject's default: ``websocket.close``
+    before accept → Daphne's own ``403 Access denied``), ``"close_code"`` (wsreject
+    accepts, sends ``{"detail": ...}`` and closes with 4000 + status: a 101 whose first
+    message is that frame; the close code is not part of ``Expect``), or ``None`` (an app
+    that sends the extension's messages anyway, as FastAPI does: no answer at all).
+    Accepted cases are unchanged. Bare responses have no headers whatsoever; ``Expect``
+    can only list the absent ones, so callers assert ``headers == []`` themselves."""
+    from tests.conformance.cases import accepted, compact_json
+
+    if fallback not in STOCK_DAPHNE_FALLBACKS:
+        raise ValueError(f"daphne-stock: fallback must be one of {STOCK_DAPHNE_FALLBACKS}, got {fallback!r}")
+    expect = case.expect
+    if _origin_lines(case) > 1:
+        return _bare_response(400), ["handshake.repeated-origin-400"]
+    if app_raises:
+        return _bare_response(500), ["app-error.500-bare"]
+    if expect.accepted:
+        return expect, []
+    if fallback == "close":
+        return _bare_response(403), ["close-before-accept.403-access-denied"]
+    if fallback == "close_code":
+        return accepted(raw_first=compact_json({"detail": denial_detail(expect)})), []
+    return _no_response(), ["denial.unsupported-reset"]
+
+
+def expected_on_server(kind: str, case, *, app_raises: bool = False, fallback: str | None = None):
     """What a client sees of ``case`` (a ``tests.conformance.cases.Case``) through ``kind``.
 
     ``app_raises``: the app lets an exception escape (the reference app on case 16);
-    the server's own error response is expected then. Daphne kinds are not modelled
-    here (their behaviour depends on the app's fallback); their quirks are documented
-    and asserted separately.
+    the server's own error response is expected then. On ``daphne-stock`` (no denial
+    extension) the answer depends on the app's ``fallback``: ``"close"``, ``"close_code"``
+    or ``None`` for an app without one (see :func:`_on_stock_daphne`).
     """
-    return applied_quirks(kind, case, app_raises=app_raises)[0]
+    return applied_quirks(kind, case, app_raises=app_raises, fallback=fallback)[0]
 
 
 # --- pytest glue --------------------------------------------------------------------------
