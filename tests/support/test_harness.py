@@ -8,7 +8,6 @@ below (``tests.support.test_harness:tiny_app``).
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import os
 import socket
 import subprocess
@@ -414,18 +413,8 @@ async def test_fixture_factory(tiny_on_hypercorn: Server) -> None:
     assert response.status == 101 and response.accept_ok
 
 
-def _kind_params():
-    params = []
-    for kind in ALL_SERVER_KINDS:
-        marks = [pytest.mark.server]
-        if kind == "daphne-wsreject" and importlib.util.find_spec("wsreject.daphne") is None:
-            marks.append(pytest.mark.skip(reason="wsreject.daphne is not importable yet"))
-        params.append(pytest.param(kind, marks=marks, id=kind))
-    return params
-
-
 @pytest.mark.asyncio
-@pytest.mark.parametrize("kind", _kind_params())
+@pytest.mark.parametrize("kind", [pytest.param(kind, marks=pytest.mark.server, id=kind) for kind in ALL_SERVER_KINDS])
 async def test_every_kind_serves_accepts_denies_and_stops(kind: str) -> None:
     with running_server(kind, TINY_APP) as server:
         assert server.url("/accept") == f"ws://127.0.0.1:{server.port}/accept"
