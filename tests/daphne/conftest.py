@@ -2,7 +2,7 @@
 
 import pytest
 
-from .servers import free_port, start_server
+from tests.support.servers import running_server
 
 APP = "tests.daphne.apps:application"
 #: Short so the slow-application test stays fast; Daphne's CLI uses it for both the
@@ -10,23 +10,22 @@ APP = "tests.daphne.apps:application"
 CONNECT_TIMEOUT = 1
 
 
+def _daphne(kind):
+    """``kind`` serving :mod:`tests.daphne.apps` with the short connect timeout, ready when
+    its port accepts (a TCP connect: no HTTP request reaches the app or its log)."""
+    extra_args = ["--websocket_connect_timeout", str(CONNECT_TIMEOUT)]
+    return running_server(kind, APP, extra_args=extra_args, ready="tcp")
+
+
 @pytest.fixture(scope="module")
-def denial_server(tmp_path_factory):
+def denial_server():
     """``python -m wsreject.daphne`` serving :mod:`tests.daphne.apps`."""
-    port = free_port()
-    args = ["-m", "wsreject.daphne", "-b", "127.0.0.1", "-p", str(port)]
-    args += ["--websocket_connect_timeout", str(CONNECT_TIMEOUT), APP]
-    server = start_server(args, tmp_path_factory.mktemp("wsreject-daphne") / "server.log", port)
-    yield server
-    server.stop()
+    with _daphne("daphne-wsreject") as server:
+        yield server
 
 
 @pytest.fixture(scope="module")
-def stock_daphne(tmp_path_factory):
+def stock_daphne():
     """Unmodified ``python -m daphne`` serving the same application, same options."""
-    port = free_port()
-    args = ["-m", "daphne", "-b", "127.0.0.1", "-p", str(port)]
-    args += ["--websocket_connect_timeout", str(CONNECT_TIMEOUT), APP]
-    server = start_server(args, tmp_path_factory.mktemp("daphne") / "server.log", port)
-    yield server
-    server.stop()
+    with _daphne("daphne-stock") as server:
+        yield server

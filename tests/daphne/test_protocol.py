@@ -12,7 +12,7 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from .servers import handshake_request, raw_handshake
+from tests.support.wsclient import build_request, raw_handshake_bytes
 
 pytestmark = pytest.mark.server
 
@@ -96,7 +96,7 @@ DENY = (
     ],
 )
 async def test_denial_response_bytes(denial_server, path, expected):
-    assert await raw_handshake(denial_server.port, path) == expected
+    assert await raw_handshake_bytes(*denial_server.address, path) == expected
 
 
 @pytest.mark.parametrize(
@@ -126,35 +126,35 @@ async def test_denial_response_bytes(denial_server, path, expected):
 )
 async def test_broken_application_gets_500_and_server_keeps_serving(denial_server, path, logged):
     started = time.monotonic()
-    assert await raw_handshake(denial_server.port, path) == INTERNAL_ERROR
+    assert await raw_handshake_bytes(*denial_server.address, path) == INTERNAL_ERROR
     # Answered at once, not by Daphne's once-a-second checker or the connect timeout.
     assert time.monotonic() - started < 0.9
     log = denial_server.wait_for_log(f"WebSocket {path}: ")
     assert any(logged in line for line in log.splitlines() if f"WebSocket {path}: " in line)
     # The server still serves new connections.
-    assert await raw_handshake(denial_server.port, "/deny") == DENY
+    assert await raw_handshake_bytes(*denial_server.address, "/deny") == DENY
 
 
 async def test_slow_application_gets_503_not_a_reset(denial_server):
     started = time.monotonic()
-    assert await raw_handshake(denial_server.port, "/slow") == TIMED_OUT
+    assert await raw_handshake_bytes(*denial_server.address, "/slow") == TIMED_OUT
     # Not before the full timeout (autobahn's own timer may fire up to 1 s early).
     assert 1.0 <= time.monotonic() - started < 3.5
     denial_server.wait_for_log("WebSocket /slow: application neither accepted nor denied in time")
 
 
 async def test_non_ascii_subprotocol_gets_400(denial_server):
-    response = await raw_handshake(denial_server.port, "/echo", b"Sec-WebSocket-Protocol: caf\xe9\r\n")
+    response = await raw_handshake_bytes(*denial_server.address, "/echo", [("Sec-WebSocket-Protocol", b"caf\xe9")])
     assert response == (
         b"HTTP/1.1 400 Bad Request\r\ncontent-type: text/plain; charset=utf-8\r\n"
         b"server: daphne\r\ncontent-length: 11\r\nconnection: close\r\n\r\nBad Request"
     )
-    assert await raw_handshake(denial_server.port, "/deny") == DENY
+    assert await raw_handshake_bytes(*denial_server.address, "/deny") == DENY
 
 
 async def test_invalid_handshake_refused_by_autobahn_is_well_formed(denial_server):
     """Autobahn's own refusals no longer carry their reason text in the status line."""
-    response = await raw_handshake(denial_server.port, "/echo", b"Sec-WebSocket-Version: 13\r\n")
+    response = await raw_handshake_bytes(*denial_server.address, "/echo", [("Sec-WebSocket-Version", "13")])
     assert response.startswith(b"HTTP/1.1 400 Bad Request\r\n")
     assert response.endswith(b"content-length: 11\r\nconnection: close\r\n\r\nBad Request")
 
@@ -202,7 +202,7 @@ async def test_scope_advertises_denial_extension(denial_server):
 
 
 async def test_concurrent_denials(denial_server):
-    responses = await asyncio.gather(*(raw_handshake(denial_server.port, "/deny") for _ in range(40)))
+    responses = await asyncio.gather(*(raw_handshake_bytes(*denial_server.address, "/deny") for _ in range(40)))
     assert set(responses) == {DENY}
 
 
@@ -210,15 +210,15 @@ async def test_checker_loops_alive_after_errors(denial_server):
     """After every kind of error, Daphne's application checker still reaps and logs
     crashed applications, and undecided handshakes still time out."""
     for path in ("/second-start", "/raise-before-anything", "/oversize-body", "/close-before-accept"):
-        await raw_handshake(denial_server.port, path)
+        await raw_handshake_bytes(*denial_server.address, path)
     line = "Exception inside application: failed before deciding"
     seen = denial_server.log().count(line)
-    assert await raw_handshake(denial_server.port, "/raise-before-anything") == INTERNAL_ERROR
+    assert await raw_handshake_bytes(*denial_server.address, "/raise-before-anything") == INTERNAL_ERROR
     deadline = time.monotonic() + 5
     while denial_server.log().count(line) <= seen:
         assert time.monotonic() < deadline, "application checker stopped"
         await asyncio.sleep(0.05)
-    assert await raw_handshake(denial_server.port, "/slow") == TIMED_OUT
+    assert await raw_handshake_bytes(*denial_server.address, "/slow") == TIMED_OUT
     assert "checker failed" not in denial_server.log()
 
 
@@ -226,14 +226,14 @@ async def test_client_leaving_mid_handshake(denial_server):
     """The pending handshake is settled quietly; nothing is written to the closed socket."""
     reader, writer = await asyncio.open_connection("127.0.0.1", denial_server.port)
     client = "127.0.0.1:%d" % writer.get_extra_info("sockname")[1]
-    writer.write(handshake_request(denial_server.port, "/slow"))
+    writer.write(build_request(*denial_server.address, "/slow")[0])
     await writer.drain()
     # The access log tells when Daphne has the handshake, and when it saw the client go.
     await asyncio.to_thread(denial_server.wait_for_line, client, '"WSCONNECTING /slow"')
     writer.close()
     await writer.wait_closed()
     await asyncio.to_thread(denial_server.wait_for_line, client, '"WSDISCONNECT /slow"')
-    assert await raw_handshake(denial_server.port, "/deny") == DENY
+    assert await raw_handshake_bytes(*denial_server.address, "/deny") == DENY
     assert "checker failed" not in denial_server.log()
 
 
@@ -242,10 +242,10 @@ async def test_client_leaving_mid_handshake(denial_server):
 
 async def test_stock_daphne_close_before_accept_is_bare_403(stock_daphne):
     """A bare status line: no headers, no content-length, no body."""
-    assert await raw_handshake(stock_daphne.port, "/close-before-accept") == b"HTTP/1.1 403 Access denied\r\n\r\n"
+    assert await raw_handshake_bytes(*stock_daphne.address, "/close-before-accept") == b"HTTP/1.1 403 Access denied\r\n\r\n"
 
 
 async def test_stock_daphne_ignores_denial_and_resets(stock_daphne):
     """The denial messages are ignored; autobahn's handshake timeout aborts (TCP reset)."""
     with pytest.raises(ConnectionResetError):
-        await raw_handshake(stock_daphne.port, "/deny")
+        await raw_handshake_bytes(*stock_daphne.address, "/deny")

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import subprocess
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -40,17 +39,12 @@ from tests.conformance.cases import CASES, CASES_BY_ID, LONG_DETAIL, Case, Expec
 from tests.support.demo import DEMO_APP, DemoData, prepare_demo
 from tests.support.servers import (
     HOST,
-    REPO_ROOT,
     Quirk,
     Server,
-    _port_clash,
-    _server_env,
     applied_quirks,
-    free_port,
     has_quirk,
-    probe_http,
+    running_process,
     running_server,
-    stop_process,
 )
 from tests.support.wsclient import Accepted, Denied, NoResponse, RawResponse, raw_handshake, ws_connect
 
@@ -288,51 +282,16 @@ async def test_close_code_mode_on_daphne_wsreject(daphne_wsreject: Server, path:
 
 
 @pytest.fixture(scope="module")
-def runserver(demo, tmp_path_factory) -> Iterator[tuple[str, int]]:
+def runserver(demo) -> Iterator[tuple[str, int]]:
     """``python manage.py runserver 127.0.0.1:PORT --noreload`` on the demo (wsreject's
     runserver: ``wsreject`` is listed before ``daphne``), ready when it answers HTTP."""
-    env = _server_env(demo.env, REPO_ROOT)
-    log_dir = tmp_path_factory.mktemp("runserver")
-    for attempt in range(3):
-        port = free_port()
-        log_path = log_dir / f"attempt{attempt}.log"
-        with open(log_path, "wb") as log:
-            process = subprocess.Popen(
-                [sys.executable, "manage.py", "runserver", f"{HOST}:{port}", "--noreload"],
-                cwd=REPO_ROOT, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )  # fmt: skip
-        try:
-            ready = _await_ready(process, port, timeout=30.0)
-        except BaseException:
-            stop_process(process)
-            raise
-        if ready:
-            break
-        stop_process(process)
-        if not _port_clash(log_path.read_text(errors="replace")):
-            pytest.fail(f"runserver did not start:\n{log_path.read_text(errors='replace')}")
-    else:  # pragma: no cover
-        pytest.fail("runserver lost its port three times")
-    try:
-        yield HOST, port
-    finally:
-        stop_process(process)
-
-
-def _await_ready(process: subprocess.Popen, port: int, timeout: float) -> bool:
-    import time
-
-    deadline = time.monotonic() + timeout
-    delay = 0.02
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            return False
-        if probe_http(HOST, port):
-            return process.poll() is None
-        time.sleep(delay)
-        delay = min(delay * 1.5, 0.2)
-    raise AssertionError(f"runserver did not answer HTTP within {timeout:g} s")
+    with running_process(
+        lambda port: [sys.executable, "manage.py", "runserver", f"{HOST}:{port}", "--noreload"],
+        label="runserver",
+        env=demo.env,
+        startup_timeout=30.0,
+    ) as server:
+        yield server.address
 
 
 CASE_2_BODY = b'{"detail":"Not authenticated"}'

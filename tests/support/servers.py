@@ -14,6 +14,13 @@ If the process exits or does not answer within ``startup_timeout`` the start fai
 with the captured log. On exit the process (its whole process group) is terminated,
 waited for, and killed if it lingers.
 
+Any other server process (``manage.py runserver``, say) gets the same treatment from
+``running_process``, given the command line for a port::
+
+    with running_process(lambda port: [sys.executable, "manage.py", "runserver", f"127.0.0.1:{port}", "--noreload"],
+                         label="runserver") as server:
+        server.wait_for_log("Starting ASGI/Daphne")
+
 ``SERVER_QUIRKS`` records, per server kind, every deviation from the scenario that
 was measured on these servers, with the version; the tests assert each of them, so
 a server that changes its behaviour fails loudly instead of being silently tolerated.
@@ -156,7 +163,9 @@ class Server:
 
     @property
     def version(self) -> str:
-        return server_version(self.kind)
+        """The server's distribution and version; for a ``running_process`` label that is
+        not a server kind, the label itself."""
+        return server_version(self.kind) if self.kind in SERVER_DISTRIBUTIONS else self.kind
 
     def log(self) -> str:
         """Everything the server wrote to stdout and stderr so far (kept after the server stopped)."""
@@ -168,6 +177,30 @@ class Server:
             return self.log_path.read_bytes().decode("utf-8", errors="replace")
         except FileNotFoundError:
             return ""
+
+    def wait_for_log(self, text: str, timeout: float = 5.0) -> str:
+        """Poll the log until it contains ``text``; return the whole log."""
+        return self._poll_log(lambda log: log if text in log else None, timeout, f"{text!r} not in")
+
+    def wait_for_line(self, *parts: str, timeout: float = 5.0) -> str:
+        """Poll the log until one line contains every one of ``parts``; return that line."""
+
+        def line_with_parts(log: str) -> str | None:
+            return next((line for line in log.splitlines() if all(part in line for part in parts)), None)
+
+        return self._poll_log(line_with_parts, timeout, f"no line with {parts!r} in")
+
+    def _poll_log(self, find: Callable[[str], str | None], timeout: float, failure: str) -> str:
+        deadline = time.monotonic() + timeout
+        delay = 0.01
+        while True:
+            found = find(self.log())
+            if found is not None:
+                return found
+            if time.monotonic() >= deadline:
+                raise AssertionError(f"{failure} the log of {self.kind} after {timeout:g} s:\n{self.log()}")
+            time.sleep(delay)
+            delay = min(delay * 1.5, 0.05)
 
     def alive(self) -> bool:
         return self.process.poll() is None
@@ -247,7 +280,7 @@ def _wait_group(process: subprocess.Popen[bytes], timeout: float) -> bool:
 
 def stop_process(process: subprocess.Popen[bytes], *, grace: float = 5.0) -> None:
     """Terminate the server's process group (SIGTERM), wait for all of it, then SIGKILL
-    what is left. The group is the one ``running_server`` created (``start_new_session``),
+    what is left. The group is the one ``running_process`` created (``start_new_session``),
     so nothing else is signalled. Idempotent."""
     for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 5.0)):
         if process.poll() is not None and not _group_alive(process.pid):
@@ -308,41 +341,44 @@ def _server_env(env: Mapping[str, str] | None, cwd: Path) -> dict[str, str]:
     return merged
 
 
+def _described(label: str) -> str:
+    return f"{label} ({server_version(label)})" if label in SERVER_DISTRIBUTIONS else label
+
+
 @contextlib.contextmanager
-def running_server(
-    kind: str,
-    app: str,
+def running_process(
+    command_for_port: Callable[[int], list[str]],
     *,
-    env: dict[str, str] | None = None,
+    label: str,
+    env: Mapping[str, str] | None = None,
     cwd: Path = REPO_ROOT,
-    extra_args: Sequence[str] = (),
     startup_timeout: float = 20.0,
     ready: str = "http",
     attempts: int = 3,
 ) -> Iterator[Server]:
-    """Serve ``app`` with server ``kind`` on 127.0.0.1 for the duration of the block.
+    """Run ``command_for_port(port)`` on a free port of 127.0.0.1 for the duration of the
+    block; the :class:`Server` it yields has ``kind == label``.
 
-    ``ready`` is ``"http"`` (the default: any HTTP status line to a GET counts, so an
-    app that answers HTTP with 404 or 500 is fine) or ``"tcp"`` (a TCP connect is
-    enough; for apps whose server cannot answer plain HTTP at all).
+    The process gets this environment plus ``env`` (``PYTHONPATH`` starts with the
+    repository), runs in ``cwd`` in a process group of its own, and writes stdout and
+    stderr to ``Server.log()``. ``ready`` is ``"http"`` (any HTTP status line to a GET
+    counts, so an app that answers HTTP with 404 or 500 is fine) or ``"tcp"`` (a TCP
+    connect is enough; for apps whose server cannot answer plain HTTP at all). A start
+    that exits on a port clash is retried on a new port, up to ``attempts`` starts.
     """
-    if kind not in ALL_SERVER_KINDS:
-        raise ValueError(f"unknown server kind {kind!r}; expected one of {ALL_SERVER_KINDS}")
-    if ":" not in app:
-        raise ValueError(f"app must be an import string 'module:attr', got {app!r}")
     probe = {"http": probe_http, "tcp": probe_tcp}[ready]
     full_env = _server_env(env, Path(cwd))
 
     server: Server | None = None
     failure = ""
-    log_dir = tempfile.mkdtemp(prefix=f"wsreject-{kind}-")
+    log_dir = tempfile.mkdtemp(prefix=f"wsreject-{label}-")
     for attempt in range(1, attempts + 1):
         port = free_port()
-        command = server_command(kind, app, port, extra_args)
+        command = command_for_port(port)
         log_path = Path(log_dir) / f"attempt{attempt}.log"
         with open(log_path, "wb") as log_file:
             process = _spawn(command, full_env, Path(cwd), log_file)
-        candidate = Server(kind=kind, host=HOST, port=port, process=process, command=command, log_path=log_path)
+        candidate = Server(kind=label, host=HOST, port=port, process=process, command=command, log_path=log_path)
         try:
             outcome = _wait_ready(candidate, time.monotonic() + startup_timeout, probe)
         except BaseException:
@@ -355,7 +391,7 @@ def running_server(
         stop_process(process)
         log = candidate.log()
         failure = (
-            f"{kind} ({server_version(kind)}) did not become ready "
+            f"{_described(label)} did not become ready "
             f"({'process exited with ' + str(process.returncode) if outcome == 'exited' else f'no answer within {startup_timeout:g} s'}).\n"
             f"command: {' '.join(command)}\n--- server log ---\n{log}"
         )
@@ -370,6 +406,31 @@ def running_server(
         stop_process(server.process)
         server._final_log = server.log()
         shutil.rmtree(log_dir, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def running_server(
+    kind: str,
+    app: str,
+    *,
+    env: Mapping[str, str] | None = None,
+    cwd: Path = REPO_ROOT,
+    extra_args: Sequence[str] = (),
+    startup_timeout: float = 20.0,
+    ready: str = "http",
+    attempts: int = 3,
+) -> Iterator[Server]:
+    """Serve ``app`` ("module:attr") with server ``kind`` on 127.0.0.1 for the duration of
+    the block (``extra_args`` go before the app); the rest is :func:`running_process`."""
+    if kind not in ALL_SERVER_KINDS:
+        raise ValueError(f"unknown server kind {kind!r}; expected one of {ALL_SERVER_KINDS}")
+    if ":" not in app:
+        raise ValueError(f"app must be an import string 'module:attr', got {app!r}")
+    with running_process(
+        lambda port: server_command(kind, app, port, extra_args),
+        label=kind, env=env, cwd=cwd, startup_timeout=startup_timeout, ready=ready, attempts=attempts,
+    ) as server:
+        yield server
 
 
 # --- measured server behaviour ------------------------------------------------------------

@@ -3,7 +3,8 @@
 ``raw_handshake`` writes an upgrade request on a plain asyncio stream and parses the
 answer byte for byte (status, every header line in order, the body by HTTP framing,
 whether the server closed the connection afterwards), so a test can assert exactly
-what a server put on the wire.
+what a server put on the wire. ``raw_handshake_bytes`` does not parse at all: it returns
+every byte until the server closes, for comparing a whole answer with one literal.
 
 ``ws_connect`` is what a real client library sees: ``websockets``' asyncio client,
 returning :class:`Accepted` (an open connection) or :class:`Denied` (the HTTP
@@ -299,6 +300,30 @@ async def raw_handshake(
             await asyncio.wait_for(writer.wait_closed(), 1.0)
         except (OSError, asyncio.TimeoutError):
             pass
+
+
+async def raw_handshake_bytes(
+    host: str,
+    port: int,
+    path: str,
+    headers: Iterable[tuple[str, str | bytes]] = (),
+    *,
+    timeout: float = 10.0,
+) -> bytes:
+    """Send the upgrade request of :func:`build_request` and return everything the server
+    sends until it closes the connection, unparsed.
+
+    Returning at all means a clean close (EOF): a reset raises ``ConnectionResetError`` and
+    a server that keeps the connection open for ``timeout`` seconds raises ``TimeoutError``.
+    """
+    request, _ = build_request(host, port, path, headers)
+    reader, writer = await asyncio.open_connection(host, port)
+    try:
+        writer.write(request)
+        await writer.drain()
+        return await asyncio.wait_for(reader.read(), timeout)
+    finally:
+        writer.close()
 
 
 # --- websockets client ---------------------------------------------------------------------
