@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from typing import TYPE_CHECKING
 
 from django.utils import timezone
+
+if TYPE_CHECKING:
+    from .models import AccessToken
 
 
 def digest(token: str) -> str:
@@ -18,7 +22,7 @@ def new_secret() -> tuple[str, str, str]:
     return secret, digest(secret), secret[:8]
 
 
-def issue_token(user, name: str = "", expires=None) -> tuple["AccessToken", str]:  # noqa: F821
+def issue_token(user, name: str = "", expires=None) -> tuple[AccessToken, str]:
     """Create a token for ``user``; return the stored row and the secret (shown only now)."""
     from .models import AccessToken
 

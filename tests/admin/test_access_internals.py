@@ -16,7 +16,6 @@ from django.contrib.contenttypes.models import ContentType
 from django.core.cache import caches
 from django.urls import path
 
-from tests.helpers import bearer
 from wsreject import perm_cache
 from wsreject.checks import check_access_control
 from wsreject.declared_perms import create_declared_permissions, declared_permissions

@@ -58,7 +58,7 @@ from urllib.parse import unquote
 from tests.conformance.cases import CASES, DELETED_USERS, Case, Expect
 from tests.conformance.differences import DIFFERENCES, Difference
 from tests.support.servers import REPO_ROOT, Server, applied_quirks, running_server, server_version
-from tests.support.wsclient import Accepted, Denied, Played, expected_accept, play_case
+from tests.support.wsclient import Accepted, Denied, Played, expected_accept, play_cases
 
 IN_PROCESS = "in-process"
 SERVER_TARGETS = (
@@ -628,32 +628,11 @@ def expectation(kind: str, case: Case, app: str) -> tuple[Expect, list[str], str
     return expect, used, None
 
 
-async def _play_on(server: Server, cases: Sequence[Case], expectations: dict[str, Expect], tokens: dict[str, str]) -> dict[str, Played]:
-    semaphore = asyncio.Semaphore(CONCURRENCY)
-
-    async def one(case: Case) -> tuple[str, Played]:
-        async with semaphore:
-            played = await play_case(
-                case,
-                server.host,
-                server.port,
-                tokens,
-                expect=expectations[case.id],
-                timeout=IO_TIMEOUT,
-                close_timeout=CLOSE_TIMEOUT,
-            )
-            return case.id, played
-
-    return dict(await asyncio.gather(*(one(case) for case in cases)))
-
-
-def _wait_exit(server: Server, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if not server.alive():
-            return True
-        time.sleep(0.05)
-    return False
+def _play_on(server: Server, cases: Sequence[Case], expectations: dict[str, Expect], tokens: dict[str, str]):
+    return play_cases(
+        cases, server.host, server.port, tokens, expectations,
+        concurrency=CONCURRENCY, timeout=IO_TIMEOUT, close_timeout=CLOSE_TIMEOUT,
+    )  # fmt: skip
 
 
 def run_server(kind: str, app: str, cases: Sequence[Case], prov: Provision) -> ServerRun:
@@ -679,7 +658,7 @@ def run_server(kind: str, app: str, cases: Sequence[Case], prov: Provision) -> S
     for case in dying:
         with running_server(kind, APP_IMPORTS[app], env=env) as server:
             played.update(asyncio.run(_play_on(server, [case], expectations, prov.tokens)))
-            run.dead_after[case.id] = _wait_exit(server, 10.0)
+            run.dead_after[case.id] = server.wait_exit(10.0)
     for case in cases:
         obs = observe_played(played[case.id], case.repeat)
         used, problem = notes[case.id]

@@ -19,7 +19,7 @@ from http import HTTPStatus
 
 import pytest
 
-from tests.conformance.cases import CASES, CASES_BY_ID, DELETED_USERS, USERS, Case, case_ids
+from tests.conformance.cases import CASES, CASES_BY_ID, DELETED_USERS, USERS, case_ids
 from tests.support.servers import (
     MODIFICATIONS,
     REPLACEMENTS,
@@ -30,7 +30,7 @@ from tests.support.servers import (
     running_server,
     server_version,
 )
-from tests.support.wsclient import NoResponse, Played, play_case, raw_handshake, ws_connect
+from tests.support.wsclient import NoResponse, Played, play_case, play_cases, raw_handshake, ws_connect
 
 pytestmark = [pytest.mark.server]
 
@@ -64,28 +64,6 @@ def reference_env(tokens) -> dict[str, str]:
     return {"WSREJECT_REF_TOKENS": json.dumps(known)}
 
 
-async def _play_all(server: Server, cases: list[Case], expectations: dict, tokens) -> dict[str, Played]:
-    semaphore = asyncio.Semaphore(CONCURRENCY)
-
-    async def one(case: Case) -> tuple[str, Played]:
-        async with semaphore:
-            played = await play_case(
-                case, server.host, server.port, tokens, expect=expectations[case.id], close_timeout=CLOSE_TIMEOUT
-            )
-            return case.id, played
-
-    return dict(await asyncio.gather(*(one(case) for case in cases)))
-
-
-def _wait_exit(server: Server, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if not server.alive():
-            return True
-        time.sleep(0.05)
-    return False
-
-
 @pytest.fixture(scope="module", params=REFERENCE_KINDS)
 def run(request, tokens, reference_env) -> Run:
     kind = request.param
@@ -99,7 +77,10 @@ def run(request, tokens, reference_env) -> Run:
     dying = [c for c in CASES if expectations[c.id].server_dies]
 
     with running_server(kind, REFERENCE_APP, env=reference_env) as server:
-        result.played.update(asyncio.run(_play_all(server, survivors, expectations, tokens)))
+        played = play_cases(
+            survivors, server.host, server.port, tokens, expectations, concurrency=CONCURRENCY, close_timeout=CLOSE_TIMEOUT
+        )
+        result.played.update(asyncio.run(played))
         result.alive_after = server.alive()
         result.log = server.log()
     for case in dying:
@@ -107,7 +88,7 @@ def run(request, tokens, reference_env) -> Run:
             result.played[case.id] = asyncio.run(
                 play_case(case, server.host, server.port, tokens, expect=expectations[case.id], close_timeout=CLOSE_TIMEOUT)
             )
-            result.dead_after[case.id] = _wait_exit(server, 10.0)
+            result.dead_after[case.id] = server.wait_exit(10.0)
             result.dying_logs[case.id] = server.log()
     return result
 

@@ -205,6 +205,15 @@ class Server:
     def alive(self) -> bool:
         return self.process.poll() is None
 
+    def wait_exit(self, timeout: float) -> bool:
+        """Whether the process exits within ``timeout`` seconds (polled)."""
+        deadline = time.monotonic() + timeout
+        while self.alive():
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.05)
+        return True
+
     def __repr__(self) -> str:
         return f"<Server {self.kind} {self.host}:{self.port} pid={self.process.pid}>"
 

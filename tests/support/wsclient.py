@@ -561,3 +561,27 @@ async def play_case(
     if with_ws and case.repeat == 1 and not expect.server_dies:
         await ws_attempt(expect, "ws")
     return played
+
+
+async def play_cases(
+    cases: Sequence[Any],
+    host: str,
+    port: int,
+    tokens: Mapping[str, str],
+    expectations: Mapping[str, Any],
+    *,
+    concurrency: int = 16,
+    timeout: float = 5.0,
+    close_timeout: float = 3.0,
+) -> dict[str, Played]:
+    """Play every case against host:port, ``concurrency`` at a time; {case id: Played}."""
+    semaphore = asyncio.Semaphore(concurrency)
+
+    async def one(case) -> tuple[str, Played]:
+        async with semaphore:
+            played = await play_case(
+                case, host, port, tokens, expect=expectations[case.id], timeout=timeout, close_timeout=close_timeout
+            )
+            return case.id, played
+
+    return dict(await asyncio.gather(*(one(case) for case in cases)))
