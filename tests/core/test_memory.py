@@ -5,6 +5,7 @@ warm-up that fills every cache, bounded buffer and lazily imported module,
 thousands more denials must leave (almost) nothing behind.
 """
 
+import gc
 import logging
 import tracemalloc
 
@@ -13,6 +14,7 @@ from channels.routing import URLRouter
 from django.urls import path
 
 from wsreject import DenyHandshake
+from wsreject.denial_log import DenialLog, denial_log
 from wsreject.middleware import DenialMiddleware, OriginMiddleware, RouteNotFoundMiddleware
 from wsreject.testing import HandshakeCommunicator
 
@@ -47,13 +49,26 @@ def quiet_wsreject_logger():
     logger.setLevel(level)
 
 
-async def test_many_denials_keep_nothing(quiet_wsreject_logger):
+@pytest.fixture
+def flush_on_demand(monkeypatch):
+    """The recent-denials copy to the cache runs when the test says, not on a 1 s timer,
+    so a copy in flight cannot land in one snapshot and not the other."""
+    monkeypatch.setattr(DenialLog, "_schedule_flush", lambda self: None)
+
+
+def settled_snapshot():
+    denial_log.flush()  # the bounded ring and its (replaced) copy in the cache
+    gc.collect()
+    return tracemalloc.take_snapshot()
+
+
+async def test_many_denials_keep_nothing(quiet_wsreject_logger, flush_on_demand):
     tracemalloc.start()  # before the warm-up, so what bounded buffers drop is traced too
     try:
         await deny_many(300)  # warm-up: caches, the recent-denials ring, lazy imports
-        before = tracemalloc.take_snapshot()
+        before = settled_snapshot()
         await deny_many(3000)
-        after = tracemalloc.take_snapshot()
+        after = settled_snapshot()
     finally:
         tracemalloc.stop()
     wsreject_growth = [
