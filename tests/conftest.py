@@ -12,12 +12,17 @@ from django.core.cache import caches
 from django.core.management import call_command
 from django.db.backends.utils import CursorWrapper
 
+from wsreject.reporting import limiter
+
 
 @pytest.fixture(autouse=True)
 def _clear_caches():
-    """Throttle windows and cached permissions must not leak between tests."""
-    for cache in caches.all(initialized_only=True):
-        cache.clear()
+    """Throttle windows, cached permissions and the log's rate window must not leak between tests."""
+    from django.conf import settings
+
+    for alias in settings.CACHES:  # every alias: local-memory storage outlives the cache objects
+        caches[alias].clear()
+    limiter.reset()
     yield
 
 

@@ -1,8 +1,17 @@
 """System checks (``manage.py check``) for the ``WSREJECT`` settings and the ASGI stack.
 
-Ids: ``wsreject.E001``-``E006`` settings errors, ``wsreject.W001`` unknown keys,
-``wsreject.W020``/``W021``/``E022``/``E023`` access control (see check_access_control),
-``wsreject.E010``/``W011`` middleware order, ``wsreject.W010`` app order for Daphne.
+Settings: ``E001`` not a dict, ``W001`` unknown key, ``E002`` DENIAL_MODE,
+``E003`` FALLBACK, ``E004`` ALLOWED_ORIGINS, ``E005`` an authenticator that
+cannot be loaded (an optional dependency not installed, say), ``E006``
+DECISION_TIMEOUT, ``E007`` a key of an earlier version, ``E008``
+EXCEPTION_HANDLER, ``E009`` LOG_RATE, ``E015`` NUM_PROXIES.
+
+Stack: ``E010`` a deciding middleware outside a ``DenialMiddleware``,
+``W011`` a permission middleware without credentials, ``W012`` Channels'
+``OriginValidator`` around the wsreject stack, ``W013`` a router the access
+rules cannot see into. Daphne: ``W010`` (app order), ``E014`` (runserver without
+Daphne). The access side's checks (``W020``-``E027``) are in
+:mod:`wsreject.access.checks`.
 """
 
 from __future__ import annotations
@@ -11,51 +20,74 @@ from collections.abc import Iterator
 from typing import Any
 
 from django.conf import settings
-from django.core.checks import Error, Warning
+from django.core.checks import CheckMessage, Error, Warning
 from django.utils.module_loading import import_string
 
-from .conf import DEFAULTS, DENIAL_MODES, FALLBACKS
+from .access.endpoints import inner_of, opaque_routers
+from .authentication import BaseAuthenticator, CredentialsMiddleware
+from .conf import DEFAULTS, DENIAL_MODES, FALLBACKS, REMOVED, load
+from .middleware import DenialMiddleware, OriginMiddleware, PermissionMiddleware, RouteNotFoundMiddleware
+from .origins import parse_allowed
+
+INSTALL_HINTS = {
+    "rest_framework_simplejwt": 'pip install "wsreject[simplejwt]"',
+    "rest_framework": 'pip install "wsreject[drf]"',
+}
 
 
-def check_settings(app_configs=None, **kwargs) -> list:
+def merged_settings() -> dict[str, Any] | None:
+    value = getattr(settings, "WSREJECT", {})
+    return {**DEFAULTS, **value} if isinstance(value, dict) else None
+
+
+def _positive_number(value: Any, *, allow_none: bool) -> bool:
+    if value is None:
+        return allow_none
+    return not isinstance(value, bool) and isinstance(value, (int, float)) and value > 0
+
+
+def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
     value = getattr(settings, "WSREJECT", {})
     if not isinstance(value, dict):
         return [Error("WSREJECT must be a dict.", id="wsreject.E001")]
-    errors: list = []
+    errors: list[CheckMessage] = []
     for key in sorted(set(value) - set(DEFAULTS)):
-        errors.append(
-            Warning(f"Unknown WSREJECT key {key!r}.", hint=f"Known keys: {', '.join(DEFAULTS)}.", id="wsreject.W001")
-        )
+        if key in REMOVED:
+            errors.append(Error(f"WSREJECT[{key!r}] is no longer read.", hint=f"Use {REMOVED[key]}.", id="wsreject.E007"))
+        else:
+            errors.append(Warning(f"Unknown WSREJECT key {key!r}.", hint=f"Known keys: {', '.join(DEFAULTS)}.", id="wsreject.W001"))
     merged = {**DEFAULTS, **value}
     if merged["DENIAL_MODE"] not in DENIAL_MODES:
-        errors.append(
-            Error(f"WSREJECT['DENIAL_MODE'] is {merged['DENIAL_MODE']!r}.", hint=f"Use one of {DENIAL_MODES}.", id="wsreject.E002")
-        )
+        errors.append(Error(f"WSREJECT['DENIAL_MODE'] is {merged['DENIAL_MODE']!r}.", hint=f"Use one of {DENIAL_MODES}.", id="wsreject.E002"))
     if merged["FALLBACK"] not in FALLBACKS:
-        errors.append(
-            Error(f"WSREJECT['FALLBACK'] is {merged['FALLBACK']!r}.", hint=f"Use one of {FALLBACKS}.", id="wsreject.E003")
-        )
+        errors.append(Error(f"WSREJECT['FALLBACK'] is {merged['FALLBACK']!r}.", hint=f"Use one of {FALLBACKS}.", id="wsreject.E003"))
     errors.extend(_check_origins(merged["ALLOWED_ORIGINS"]))
-    try:
-        import_string(merged["TOKEN_AUTHENTICATOR"])
-    except (ImportError, AttributeError, TypeError, ValueError) as exc:
-        errors.append(Error(f"WSREJECT['TOKEN_AUTHENTICATOR'] cannot be imported: {exc}", id="wsreject.E005"))
-    timeout = merged["DECISION_TIMEOUT"]
-    if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0):
+    errors.extend(_check_authenticators(merged["AUTHENTICATORS"]))
+    if not _positive_number(merged["DECISION_TIMEOUT"], allow_none=True):
         errors.append(
-            Error(f"WSREJECT['DECISION_TIMEOUT'] is {timeout!r}.", hint="Use a positive number of seconds or None.", id="wsreject.E006")
+            Error(f"WSREJECT['DECISION_TIMEOUT'] is {merged['DECISION_TIMEOUT']!r}.", hint="Use a positive number of seconds or None.", id="wsreject.E006")
         )
+    try:
+        handler = import_string(merged["EXCEPTION_HANDLER"])
+        if not callable(handler):
+            raise TypeError(f"{handler!r} is not callable")
+    except (ImportError, AttributeError, TypeError, ValueError) as exc:
+        errors.append(Error(f"WSREJECT['EXCEPTION_HANDLER'] cannot be used: {exc}", id="wsreject.E008"))
+    rate = merged["LOG_RATE"]
+    if rate is not None and (isinstance(rate, bool) or not isinstance(rate, int) or rate < 0):
+        errors.append(Error(f"WSREJECT['LOG_RATE'] is {rate!r}.", hint="Use a whole number of lines per second, or None.", id="wsreject.E009"))
+    proxies = merged["NUM_PROXIES"]
+    if isinstance(proxies, bool) or not isinstance(proxies, int) or proxies < 0:
+        errors.append(Error(f"WSREJECT['NUM_PROXIES'] is {proxies!r}.", hint="Use 0 (no proxy) or how many proxies append to X-Forwarded-For.", id="wsreject.E015"))
     return errors
 
 
-def _check_origins(origins: Any) -> list:
-    from .origins import parse_allowed
-
+def _check_origins(origins: Any) -> list[CheckMessage]:
     if origins is None:
         return []
     if isinstance(origins, str) or not isinstance(origins, (list, tuple)):
         return [Error("WSREJECT['ALLOWED_ORIGINS'] must be a list, a tuple or None.", id="wsreject.E004")]
-    errors = []
+    errors: list[CheckMessage] = []
     for entry in origins:
         if entry == "*":
             continue
@@ -66,10 +98,37 @@ def _check_origins(origins: Any) -> list:
     return errors
 
 
-def _children(app: Any) -> Iterator[Any]:
+def _check_authenticators(entries: Any) -> list[CheckMessage]:
+    if isinstance(entries, (str, bytes)) or not isinstance(entries, (list, tuple)):
+        return [Error("WSREJECT['AUTHENTICATORS'] must be a list.", id="wsreject.E005")]
+    errors: list[CheckMessage] = []
+    for entry in entries:
+        try:
+            authenticator = load(entry)
+        except ImportError as exc:
+            missing = getattr(exc, "name", "") or ""
+            hint = next((text for module, text in INSTALL_HINTS.items() if missing.startswith(module)), None)
+            errors.append(Error(f"WSREJECT['AUTHENTICATORS']: {entry!r} cannot be imported: {exc}", hint=hint, id="wsreject.E005"))
+            continue
+        except Exception as exc:
+            errors.append(Error(f"WSREJECT['AUTHENTICATORS']: {entry!r} cannot be loaded: {exc!r}", id="wsreject.E005"))
+            continue
+        if not isinstance(authenticator, BaseAuthenticator):
+            errors.append(
+                Error(
+                    f"WSREJECT['AUTHENTICATORS']: {entry!r} is not an authenticator.",
+                    hint="Subclass wsreject.authentication.BaseAuthenticator (for a DRF class use DRFAuthenticator).",
+                    id="wsreject.E005",
+                )
+            )
+    return errors
+
+
+def children(app: Any) -> Iterator[Any]:
     """The applications an ASGI wrapper delegates to, as far as they can be seen."""
-    if hasattr(app, "inner"):
-        yield app.inner
+    inner = inner_of(app)
+    if inner is not None:
+        yield inner
     if isinstance(getattr(app, "application_mapping", None), dict):
         yield from app.application_mapping.values()
     for route in getattr(app, "routes", None) or ():
@@ -77,29 +136,30 @@ def _children(app: Any) -> Iterator[Any]:
             yield route.callback
 
 
-def _walk(app: Any, outer: tuple = (), depth: int = 0) -> Iterator[tuple[Any, tuple]]:
+def walk(app: Any, outer: tuple[Any, ...] = (), depth: int = 0) -> Iterator[tuple[Any, tuple[Any, ...]]]:
     """Every application in the tree with the wrappers around it (outermost first)."""
     yield app, outer
     if depth < 50:
-        for child in _children(app):
-            yield from _walk(child, outer + (app,), depth + 1)
+        for child in children(app):
+            yield from walk(child, outer + (app,), depth + 1)
 
 
-def check_asgi_stack(app_configs=None, **kwargs) -> list:
-    """Find wsreject middleware that no DenialMiddleware wraps, and permission checks without a user."""
+def _is_origin_validator(app: Any) -> bool:
+    return any(f"{cls.__module__}.{cls.__qualname__}" == "channels.security.websocket.OriginValidator" for cls in type(app).__mro__)
+
+
+def check_asgi_stack(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """Misplaced wsreject middleware, validators around the stack, routers rules cannot see into."""
     path = getattr(settings, "ASGI_APPLICATION", None)
     if not path:
         return []
-    from .auth import CredentialsMiddleware
-    from .middleware import DenialMiddleware, OriginMiddleware, PermissionMiddleware, RouteNotFoundMiddleware
-
     try:
         application = import_string(path)
     except Exception:  # the ASGI module's own errors are reported by Django and Channels
         return []
     deciding = (OriginMiddleware, PermissionMiddleware, RouteNotFoundMiddleware)
-    errors = []
-    for app, outer in _walk(application):
+    errors: list[CheckMessage] = []
+    for app, outer in walk(application):
         if isinstance(app, deciding) and not any(isinstance(o, DenialMiddleware) for o in outer):
             errors.append(
                 Error(
@@ -119,83 +179,25 @@ def check_asgi_stack(app_configs=None, **kwargs) -> list:
                         id="wsreject.W011",
                     )
                 )
-    return errors
-
-
-def check_access_control(app_configs=None, **kwargs) -> list:
-    """The cache behind permission sets and access rules; permissions consumers require.
-
-    ``wsreject.W020`` process-local cache in production, ``E022`` unknown cache
-    alias, ``E023`` invalid cache timeout or denial log size, ``W021`` a required
-    permission of an app that is not installed.
-    """
-    from django.core.cache.backends.locmem import LocMemCache
-
-    value = getattr(settings, "WSREJECT", {})
-    merged = {**DEFAULTS, **value} if isinstance(value, dict) else dict(DEFAULTS)
-    errors: list = []
-    alias = merged["CACHE"]
-    caches_setting = getattr(settings, "CACHES", {})
-    if alias not in caches_setting:
-        errors.append(Error(f"WSREJECT['CACHE'] is {alias!r}, which is not in CACHES.", id="wsreject.E022"))
-    elif not settings.DEBUG:
-        backend = caches_setting[alias].get("BACKEND", "")
-        try:
-            local = issubclass(import_string(backend), LocMemCache)
-        except ImportError:
-            local = False
-        if local:
+        if isinstance(app, DenialMiddleware) and any(_is_origin_validator(o) for o in outer):
             errors.append(
                 Warning(
-                    f"The cache {alias!r} holding WebSocket permission sets and access rules is process-local: "
-                    "with several server processes, a change made in the admin reaches the other processes "
-                    "only when their cached copies expire (WSREJECT['PERMISSION_CACHE_TIMEOUT']).",
-                    hint="Use a shared cache, e.g. django.core.cache.backends.redis.RedisCache, or "
-                    "point WSREJECT['CACHE'] at one.",
-                    id="wsreject.W020",
+                    f"Channels' OriginValidator (or AllowedHostsOriginValidator) wraps the wsreject stack in {path}: "
+                    "it refuses foreign origins with the server's bare 403 before wsreject runs, so clients "
+                    "never get wsreject's JSON denial.",
+                    hint="Remove it: DenialMiddlewareStack's OriginMiddleware already checks Origin against "
+                    "ALLOWED_HOSTS (or WSREJECT['ALLOWED_ORIGINS']) and answers 403 \"Origin not allowed\".",
+                    id="wsreject.W012",
                 )
             )
-    timeout = merged["PERMISSION_CACHE_TIMEOUT"]
-    if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0):
+    for router in opaque_routers(application):
         errors.append(
-            Error(
-                f"WSREJECT['PERMISSION_CACHE_TIMEOUT'] is {timeout!r}.",
-                hint="Use a positive number of seconds, or None (no expiry).",
-                id="wsreject.E023",
+            Warning(
+                f"{type(router).__name__} in {path} routes paths but hides its routes (no 'inner', "
+                "'application' or 'app' attribute): access rules cannot tell which endpoint below it a "
+                "handshake reaches, and only prefix rules and route names above it apply.",
+                hint="Expose the wrapped application as 'inner', as Channels' middleware does.",
+                id="wsreject.W013",
             )
         )
-    size = merged["DENIAL_LOG_SIZE"]
-    if isinstance(size, bool) or not isinstance(size, int) or size < 0:
-        errors.append(
-            Error(
-                f"WSREJECT['DENIAL_LOG_SIZE'] is {size!r}.",
-                hint="Use a whole number, 0 to turn it off.",
-                id="wsreject.E023",
-            )
-        )
-    errors.extend(_check_required_permission_apps())
-    return errors
-
-
-def _check_required_permission_apps() -> list:
-    from django.apps import apps
-
-    from .declared_perms import declared_permissions
-
-    try:
-        declared = declared_permissions()
-    except Exception:  # the ASGI module's own errors are reported by Django and Channels
-        return []
-    errors = []
-    for perm in sorted(declared):
-        app_label = perm.partition(".")[0]
-        if not any(config.label == app_label for config in apps.get_app_configs()):
-            errors.append(
-                Warning(
-                    f"A WebSocket consumer requires the permission {perm!r}, but no installed app has the "
-                    f"label {app_label!r}: nobody can be granted it, so every user is refused.",
-                    hint="Fix the permission name, or add the app to INSTALLED_APPS.",
-                    id="wsreject.W021",
-                )
-            )
     return errors

@@ -1,70 +1,100 @@
 """The ``WSREJECT`` settings dict, read lazily so ``override_settings`` works.
 
-Every key, with its default::
+Every key, with its default (``docs/settings.md`` explains each one)::
 
     WSREJECT = {
-        # "http": send denials as HTTP responses when the server advertises the
-        # ASGI "websocket.http.response" extension, else use FALLBACK.
-        # "close_code": always accept, send {"detail": ...}, close with 4000+status
-        # (the only denial a browser's JavaScript can read).
-        "DENIAL_MODE": "http",
-        # What "http" mode does on a server without the extension:
-        # "close" (the server's own bare 403) or "close_code".
-        "FALLBACK": "close",
-        # Origins allowed to open WebSockets: a list of "scheme://host[:port]"
-        # (the host may start with "*." for subdomains) or "*". None derives
-        # them from ALLOWED_HOSTS (any scheme and port).
-        "ALLOWED_ORIGINS": None,
-        # Whether a handshake without an Origin header (non-browser clients) passes.
-        "ALLOW_MISSING_ORIGIN": True,
-        # Dotted path to a callable(token: str) -> user or None resolving bearer tokens.
-        "TOKEN_AUTHENTICATOR": "wsreject.tokens.authenticate",
-        # Seconds the application may take to accept or deny a handshake before
-        # DenialMiddleware answers 503 "Connection check timed out". None: no limit.
-        "DECISION_TIMEOUT": 4.0,
-        # The Django cache alias holding cached permission sets, access rules and
-        # the shared denial log. Several server processes need a shared cache
-        # (Redis, Memcached, the database cache) to see each other's changes at
-        # the next handshake: see check wsreject.W020.
-        "CACHE": "default",
-        # Seconds a user's permission set and the access rules stay cached. Changes
-        # take effect at the next handshake through versioned keys; this only
-        # bounds memory, and staleness should a version bump be lost.
-        "PERMISSION_CACHE_TIMEOUT": 300,
-        # Recent denials kept per process for the admin's "Recent denials" page
-        # (0 turns the log off).
-        "DENIAL_LOG_SIZE": 100,
+        "DENIAL_MODE": "http",          # or "close_code" (browsers): accept, then close 4000+status
+        "FALLBACK": "close",            # "http" mode on a server without the extension: "close" | "close_code"
+        "ALLOWED_ORIGINS": None,        # ["https://app.example.com", "https://*.example.com"] or ["*"];
+                                        # None: the hosts of ALLOWED_HOSTS (any scheme and port)
+        "ALLOW_MISSING_ORIGIN": True,   # non-browser clients send no Origin
+        "AUTHENTICATORS": [             # the first that recognises its credential decides
+            "wsreject.access.tickets.TicketAuthenticator",
+            "wsreject.access.tokens.AccessTokenAuthenticator",
+            "wsreject.authentication.SessionAuthenticator",
+        ],
+        "EXCEPTION_HANDLER": "wsreject.denial.default_exception_handler",
+        "DECISION_TIMEOUT": 4.0,        # seconds to accept or deny before a 503; None: no limit
+        "CACHE": "default",             # permission sets, access rules, token lookups, tickets, denial log
+        "THROTTLE_CACHE": "default",    # Throttle counters (give them their own alias: see check W022)
+        "PERMISSION_CACHE_TIMEOUT": 300,  # seconds cached entries live at most
+        "MAX_STALENESS": 5,             # seconds a change made in another process may take to be seen
+                                        # when the cache is process-local (with Redis: the next handshake)
+        "NUM_PROXIES": 0,               # trusted reverse proxies in front (X-Forwarded-For), for throttles
+        "TICKET_TTL": 30,               # seconds a browser ticket stays valid (it is valid once)
+        "DENIAL_LOG_SIZE": 100,         # recent denials kept per process for the admin; 0: off
+        "LOG_RATE": 20,                 # denials logged one by one per second; beyond, one summary a second
     }
 """
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
 from typing import Any
 
 from django.conf import settings as django_settings
+from django.core.signals import setting_changed
+from django.utils.module_loading import import_string
+
+DEFAULT_AUTHENTICATORS = (
+    "wsreject.access.tickets.TicketAuthenticator",
+    "wsreject.access.tokens.AccessTokenAuthenticator",
+    "wsreject.authentication.SessionAuthenticator",
+)
 
 DEFAULTS: dict[str, Any] = {
     "DENIAL_MODE": "http",
     "FALLBACK": "close",
     "ALLOWED_ORIGINS": None,
     "ALLOW_MISSING_ORIGIN": True,
-    "TOKEN_AUTHENTICATOR": "wsreject.tokens.authenticate",
+    "AUTHENTICATORS": list(DEFAULT_AUTHENTICATORS),
+    "EXCEPTION_HANDLER": "wsreject.denial.default_exception_handler",
     "DECISION_TIMEOUT": 4.0,
     "CACHE": "default",
+    "THROTTLE_CACHE": "default",
     "PERMISSION_CACHE_TIMEOUT": 300,
+    "MAX_STALENESS": 5,
+    "NUM_PROXIES": 0,
+    "TICKET_TTL": 30,
     "DENIAL_LOG_SIZE": 100,
+    "LOG_RATE": 20,
 }
+
+#: Keys of earlier versions, with what replaced them (check wsreject.E007).
+REMOVED = {"TOKEN_AUTHENTICATOR": "AUTHENTICATORS (a list; see the README's Authentication section)"}
 
 DENIAL_MODES = ("http", "close_code")
 FALLBACKS = ("close", "close_code")
 
 
+def load(entry: Any) -> Any:
+    """An object from a settings entry: a dotted path, ``(dotted path, kwargs)``, a class or an instance.
+
+    Classes (named or given) are instantiated with the kwargs, or none.
+    """
+    kwargs: dict[str, Any] = {}
+    if isinstance(entry, (tuple, list)) and len(entry) == 2 and isinstance(entry[1], dict):
+        entry, kwargs = entry
+    if isinstance(entry, str):
+        entry = import_string(entry)
+    if isinstance(entry, type):
+        return entry(**kwargs)
+    return entry
+
+
 class Settings:
     """Attribute access to ``settings.WSREJECT`` merged over :data:`DEFAULTS`.
 
-    Nothing is cached: each access reads Django's settings, which is cheap and
-    keeps ``override_settings`` and ``settings`` fixtures working.
+    Values are read from Django's settings on each access (cheap, and
+    ``override_settings`` keeps working); objects built from them (the
+    authenticators, the exception handler) are built once and rebuilt when
+    ``WSREJECT`` changes.
     """
+
+    def __init__(self) -> None:
+        self._built: dict[str, Any] = {}
+        self._lock = threading.Lock()
 
     def user_settings(self) -> dict[str, Any]:
         value = getattr(django_settings, "WSREJECT", None)
@@ -75,5 +105,35 @@ class Settings:
             raise AttributeError(f"Unknown wsreject setting {name!r}")
         return self.user_settings().get(name, DEFAULTS[name])
 
+    def _build(self, key: str, factory: Callable[[], Any]) -> Any:
+        try:
+            return self._built[key]
+        except KeyError:
+            pass
+        with self._lock:
+            if key not in self._built:
+                self._built[key] = factory()
+            return self._built[key]
+
+    def authenticators(self) -> tuple[Any, ...]:
+        """The configured authenticators, in order, as instances."""
+        return self._build("authenticators", lambda: tuple(load(entry) for entry in self.AUTHENTICATORS))  # type: ignore[no-any-return]
+
+    def exception_handler(self) -> Callable[..., Any]:
+        """The configured exception handler callable."""
+        return self._build("exception_handler", lambda: import_string(self.EXCEPTION_HANDLER))  # type: ignore[no-any-return]
+
+    def reset(self) -> None:
+        with self._lock:
+            self._built.clear()
+
 
 wsreject_settings = Settings()
+
+
+def _reset(setting: str, **kwargs: Any) -> None:
+    if setting == "WSREJECT":
+        wsreject_settings.reset()
+
+
+setting_changed.connect(_reset, dispatch_uid="wsreject.conf.reset")

@@ -15,12 +15,12 @@ async, plain or JSON::
 
 The checks run when ``websocket.connect`` arrives, before ``connect()``:
 login, Django permissions, ``permission_classes``, then the object from
-``get_permission_object()`` and the object-level checks. They run in one
-worker thread (the consumer's own for sync consumers), never on the event
-loop, and a handshake without credentials that needs a login is refused
-without leaving it. ``connect()`` may raise :class:`DenyHandshake` itself.
-A denial or any error before accept is sent by the consumer itself, in its
-``denial_mode``, and the consumer stops.
+``get_permission_object()`` and the object-level checks. They are decided on
+the event loop when everything they read is cached in this process (no thread
+hop at all, not even Channels' per-message one), else in exactly one worker
+thread — the consumer's own for sync consumers. ``connect()`` may raise
+:class:`~wsreject.denial.DenyHandshake` itself. A denial, or any error before
+accept, is sent by the consumer in its ``denial_mode`` and the consumer stops.
 """
 
 from __future__ import annotations
@@ -31,20 +31,12 @@ from asgiref.sync import async_to_sync
 from channels.db import database_sync_to_async
 from channels.exceptions import StopConsumer
 
-from .auth import loaded_user
-from .denial import DenyHandshake
-from .middleware import STACK_MODE_KEY, denial_for_exception
-from .permissions import (
-    AllOf,
-    AllowAny,
-    BasePermission,
-    HasPermissions,
-    IsAuthenticated,
-    as_permission,
-    is_authenticated,
-    unauthenticated,
-)
-from .transport import denial_messages, record_denial, send_denial
+from .authentication import refused_without_credentials, unauthenticated
+from .denial import DenyHandshake, denial_for_exception
+from .handshake import current_handshake
+from .offload import attempt_without_io, decision, require_io
+from .permissions import AllOf, AllowAny, BasePermission, HasPermissions, IsAuthenticated, as_permission, perm_tuple
+from .transport import Message, Send, deny, deny_sync
 
 
 class AuthorizedConsumer:
@@ -61,21 +53,24 @@ class AuthorizedConsumer:
     #: The 403 detail for a failed ``permission_required``.
     permission_denied_message = "Forbidden"
     #: Extra permission classes or instances, composable with ``&``, ``|``, ``~``.
-    permission_classes: tuple = ()
+    permission_classes: tuple[Any, ...] | list[Any] = ()
     #: "http" or "close_code"; None follows the stack, then ``WSREJECT["DENIAL_MODE"]``.
     denial_mode: str | None = None
 
+    # Set by Channels' AsyncConsumer; declared for the type checker.
+    scope: dict[str, Any]
+    base_send: Any
+    _sync: bool
+    _authorized = False
+    _client_send: Send
+
+    # --- the hooks, in the style of Django's AccessMixin ---------------------------------------
+
     def get_permission_required(self) -> tuple[str, ...]:
-        perms = self.permission_required
-        if perms is None:
-            return ()
-        return (perms,) if isinstance(perms, str) else tuple(perms)
+        return perm_tuple(self.permission_required)
 
     def get_object_permission_required(self) -> tuple[str, ...]:
-        perms = self.object_permission_required
-        if perms is None:
-            return ()
-        return (perms,) if isinstance(perms, str) else tuple(perms)
+        return perm_tuple(self.object_permission_required)
 
     def get_permission_denied_message(self) -> str:
         return self.permission_denied_message
@@ -106,68 +101,95 @@ class AuthorizedConsumer:
     def authorize(self) -> None:
         """Run every check; raise the denial. Synchronous: it may query the database."""
         permission = self.get_permissions()
+        if permission.requires_authentication and refused_without_credentials(self.scope):
+            self.handle_no_permission(unauthenticated(self.scope))
         if (denial := permission.check(self.scope, self)) is not None:
             self.handle_no_permission(denial)
+        object_perms = self.get_object_permission_required()
+        if type(self).get_permission_object is AuthorizedConsumer.get_permission_object and not object_perms:
+            return
+        require_io()  # get_permission_object() is the project's code: it may query
         obj = self.get_permission_object()
         if obj is not None:
             denial = permission.check_object(self.scope, self, obj)
-        elif perms := self.get_object_permission_required():
+        elif object_perms:
             # Fail closed: with no object, object-level permissions are required globally.
-            denial = HasPermissions(perms, detail=self.get_permission_denied_message()).check(self.scope, self)
+            denial = HasPermissions(object_perms, detail=self.get_permission_denied_message()).check(self.scope, self)
         else:
             denial = None
         if denial is not None:
             self.handle_no_permission(denial)
 
-    def _refused_without_credentials(self) -> DenyHandshake | None:
-        """A login check decided on the event loop when no credential was presented."""
-        if loaded_user(self.scope) is not None and not is_authenticated(self.scope):
-            if self.get_permissions().requires_authentication:
-                return unauthenticated(self.scope)
-        return None
+    # --- how Channels drives it ----------------------------------------------------------------
 
-    def _mode(self) -> str | None:
-        return self.denial_mode or self.scope.get(STACK_MODE_KEY)
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Send) -> Any:
+        self._client_send = send  # a sync consumer's base_send blocks; denials sent from the loop need this
+        return await super().__call__(scope, receive, send)  # type: ignore[misc]
 
-    # Channels calls websocket_connect with the connect message. For an async
-    # consumer it must return an awaitable; a sync one (``_sync``) runs it in a thread.
-    def websocket_connect(self, message):
+    async def dispatch(self, message: Message) -> None:
+        """Decide ``websocket.connect`` on the event loop when nothing needs I/O: a denial then
+        costs no thread hop (Channels' dispatch hops once per message to close stale
+        database connections; accepted handshakes still get that before ``connect()``)."""
+        if message.get("type") != "websocket.connect":
+            return await super().dispatch(message)  # type: ignore[misc, no-any-return]
+        with decision():
+            in_thread = False
+            try:
+                self._authorized, _ = attempt_without_io(self.authorize)
+                if not self._authorized and not self._sync:
+                    await database_sync_to_async(self.authorize)()
+                    self._authorized = in_thread = True
+            except Exception as exc:
+                await self._deny(exc)
+                raise StopConsumer() from None
+            if in_thread:  # that hop closed stale database connections already
+                await self.websocket_connect(message)
+            else:
+                await super().dispatch(message)  # type: ignore[misc]
+
+    def websocket_connect(self, message: Message) -> Any:
+        # Channels calls this with the connect message. An async consumer must get an
+        # awaitable back; a sync one (``_sync``) runs it in its worker thread.
         if not self._sync:
             return self._async_websocket_connect(message)
         try:
-            self.authorize()
-            return super().websocket_connect(message)
+            if not self._authorized:
+                self.authorize()
+            return super().websocket_connect(message)  # type: ignore[misc]
         except StopConsumer:
             raise
         except Exception as exc:
-            self._discard_groups_sync()
-            # A sync consumer's base_send is already async_to_sync(send): send message by message.
-            response = denial_for_exception(exc)
-            transport, messages = denial_messages(self.scope, response, self._mode())
-            for outgoing in messages:
-                self.base_send(outgoing)
-            record_denial(self.scope, response, transport)
+            if getattr(self, "channel_layer", None) is not None and getattr(self, "groups", None):
+                async_to_sync(self._discard_groups)()
+            deny_sync(self.scope, self.base_send, self._response_for(exc), denial_mode=self._denial_mode())
             raise StopConsumer() from None
 
-    async def _async_websocket_connect(self, message):
+    async def _async_websocket_connect(self, message: Message) -> Any:
         try:
-            if (denial := self._refused_without_credentials()) is not None:
-                self.handle_no_permission(denial)
-            await database_sync_to_async(self.authorize)()
-            return await super().websocket_connect(message)
+            if not self._authorized:
+                await database_sync_to_async(self.authorize)()
+            return await super().websocket_connect(message)  # type: ignore[misc]
         except StopConsumer:
             raise
         except Exception as exc:
-            await self._discard_groups()
-            await send_denial(self.scope, self.base_send, denial_for_exception(exc), self._mode())
+            await self._deny(exc)
             raise StopConsumer() from None
+
+    async def _deny(self, exc: BaseException) -> None:
+        await self._discard_groups()
+        await deny(self.scope, self._client_send, self._response_for(exc), denial_mode=self._denial_mode())
+
+    def _response_for(self, exc: BaseException) -> Any:
+        handshake = current_handshake(self.scope)
+        return denial_for_exception(exc, self.scope, handshake.exception_handler if handshake else None)
+
+    def _denial_mode(self) -> str | None:
+        handshake = current_handshake(self.scope)
+        return self.denial_mode or (handshake.denial_mode if handshake else None)
 
     async def _discard_groups(self) -> None:
         layer = getattr(self, "channel_layer", None)
         if layer is not None:
             for group in getattr(self, "groups", None) or ():
-                await layer.group_discard(group, self.channel_name)
+                await layer.group_discard(group, self.channel_name)  # type: ignore[attr-defined]
 
-    def _discard_groups_sync(self) -> None:
-        if getattr(self, "channel_layer", None) is not None and getattr(self, "groups", None):
-            async_to_sync(self._discard_groups)()

@@ -5,60 +5,62 @@ anywhere before ``accept()`` and the client receives::
 
     HTTP/1.1 401 Unauthorized
     www-authenticate: Bearer
-    content-length: 29
+    content-length: 30
     content-type: application/json
 
     {"detail":"Not authenticated"}
 
 which is byte for byte what FastAPI's ``http_exception_handler`` renders.
 ``raise DenyWithResponse(DenialResponse(418, headers=..., body=b"..."))`` sends an
-arbitrary response instead. Headers are validated when the denial is built, so a
-bad value fails where it was written, not on the wire.
+arbitrary response instead. Statuses, headers and details are checked when the
+denial is built, so a bad value fails where it was written, never on the wire:
+a denial is a client or server error (400-599), nothing else.
+
+How any other exception raised before accept becomes a denial is decided by an
+*exception handler* (``WSREJECT["EXCEPTION_HANDLER"]``, or the
+``exception_handler`` argument of ``DenialMiddleware``), in the style of DRF's
+``EXCEPTION_HANDLER``: ``handler(exc, scope)`` returns a :class:`DenialResponse`,
+or None for "unexpected" (a logged 500). :func:`default_exception_handler`
+understands Django's ``Http404``, ``PermissionDenied`` and
+``SuspiciousOperation``, and answers ``503`` with ``Retry-After`` when a
+dependency (the database, the cache, the channel layer) is unreachable.
 """
 
 from __future__ import annotations
 
-import json
-import re
-from collections.abc import Iterable, Mapping
-from http import HTTPStatus
+import logging
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Union
 
+from django.core.exceptions import PermissionDenied, SuspiciousOperation
+from django.db import InterfaceError, OperationalError
+from django.http import Http404
+
+from .conf import wsreject_settings
+from .http import HeaderPairs, body_allowed, has_content_length, header_problem, render_json, status_phrase
+from .reporting import warn_rate_limited
+
+logger = logging.getLogger("wsreject")
+
 HeaderInput = Union[Mapping[Any, Any], Iterable[tuple[Any, Any]], None]
-Headers = tuple[tuple[bytes, bytes], ...]
+Scope = dict[str, Any]
+ExceptionHandler = Callable[[BaseException, Scope], "DenialResponse | None"]
 
-# RFC 9110 token characters for field names.
-_TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
-# Control bytes are refused in values: C0 (except TAB), DEL and C1. C1 matters
-# because str.splitlines() treats \x85 as a line break (Daphne CVE-2026-44546).
-_FORBIDDEN_IN_VALUE = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f-\x9f]")
-# Framing headers are the transport's business, never the application's.
-_RESERVED = frozenset({b"content-length", b"transfer-encoding", b"connection", b"upgrade"})
-
-
-def status_phrase(status_code: int) -> str:
-    """The standard reason phrase ("Unauthorized"), or "" for an unregistered code."""
-    try:
-        return HTTPStatus(status_code).phrase
-    except ValueError:
-        return ""
-
-
-def body_allowed(status_code: int) -> bool:
-    """HTTP forbids content on 1xx, 204, 205 and 304 responses (RFC 9110 §15)."""
-    return not (status_code < 200 or status_code in (204, 205, 304))
-
-
-def has_content_length(status_code: int) -> bool:
-    """Whether the response states its length: all but 1xx, 204 and 304 (205 says 0), as Starlette."""
-    return not (status_code < 200 or status_code in (204, 304))
+INTERNAL_ERROR = "Internal Server Error"
+SERVICE_UNAVAILABLE = "Service Unavailable"
+#: Seconds a client is asked to wait when a dependency is unreachable.
+UNAVAILABLE_RETRY_AFTER = 5
 
 
 def validate_status(status_code: Any) -> int:
+    """``status_code`` if it is a client or server error status (400-599), else raise."""
     if isinstance(status_code, bool) or not isinstance(status_code, int):
         raise TypeError(f"status_code must be an int, not {type(status_code).__name__}")
-    if not 100 <= status_code <= 599:
-        raise ValueError(f"status_code must be between 100 and 599, got {status_code}")
+    if not 400 <= status_code <= 599:
+        raise ValueError(
+            f"a denial's status must be a client or server error (400-599), got {status_code}; "
+            "a handshake is accepted with accept(), never with a 1xx, 2xx or 3xx denial"
+        )
     return status_code
 
 
@@ -69,13 +71,11 @@ def _to_bytes(part: Any, what: str) -> bytes:
         try:
             return part.encode("latin-1")
         except UnicodeEncodeError:
-            raise ValueError(
-                f"header {what} {part!r} is not latin-1; encode it (e.g. RFC 8187) first"
-            ) from None
+            raise ValueError(f"header {what} {part!r} is not latin-1; encode it (e.g. RFC 8187) first") from None
     raise TypeError(f"header {what} must be str or bytes, not {type(part).__name__}")
 
 
-def normalize_headers(headers: HeaderInput) -> Headers:
+def normalize_headers(headers: HeaderInput) -> HeaderPairs:
     """Validate headers and return them as ASGI pairs with lower-case names.
 
     Accepts a mapping or an iterable of (name, value) pairs, each str or bytes;
@@ -92,14 +92,20 @@ def normalize_headers(headers: HeaderInput) -> Headers:
             raise TypeError(f"a header must be a (name, value) pair, got {item!r}") from None
         name = _to_bytes(raw_name, "name").lower()
         value = _to_bytes(raw_value, "value")
-        if not _TOKEN.fullmatch(name):
-            raise ValueError(f"invalid header name {name!r}")
-        if _FORBIDDEN_IN_VALUE.search(value):
-            raise ValueError(f"header {name.decode()!r} has a control character in its value")
-        if name in _RESERVED:
-            raise ValueError(f"header {name.decode()!r} is set by the transport, not by a denial")
+        problem = header_problem(name, value)
+        if problem is not None:
+            raise ValueError(problem)
         result.append((name, value))
     return tuple(result)
+
+
+def _text(detail: Any) -> str:
+    text = str(detail)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError(f"detail {text!r} is not valid Unicode text") from None
+    return text
 
 
 class DenialResponse:
@@ -108,7 +114,7 @@ class DenialResponse:
     ``media_type`` becomes ``content-type`` after ``content-length``, where
     Starlette puts it (a ``content-type`` in ``headers`` stays where it is).
     ``detail`` is what close-code mode and the log line show (it defaults to
-    the status phrase); it is never put on the wire in HTTP mode.
+    the reason phrase); it is never put on the wire in HTTP mode.
     """
 
     __slots__ = ("status_code", "headers", "body", "detail", "media_type")
@@ -131,12 +137,10 @@ class DenialResponse:
         if body and not body_allowed(status_code):
             raise ValueError(f"a {status_code} response cannot carry a body")
         self.body = body
-        self.detail = status_phrase(status_code) if detail is None else str(detail)
-        try:
-            self.detail.encode("utf-8")
-        except UnicodeEncodeError:
-            raise ValueError(f"detail {self.detail!r} is not valid Unicode text") from None
+        self.detail = status_phrase(status_code) if detail is None else _text(detail)
         has_type = any(name == b"content-type" for name, _ in self.headers)
+        if media_type is not None and header_problem(b"content-type", media_type.encode("latin-1")):
+            raise ValueError(f"invalid media_type {media_type!r}")
         self.media_type = None if has_type or not body_allowed(status_code) else media_type
 
     def asgi_messages(self) -> list[dict[str, Any]]:
@@ -150,6 +154,11 @@ class DenialResponse:
             {"type": "websocket.http.response.start", "status": self.status_code, "headers": headers},
             {"type": "websocket.http.response.body", "body": self.body},
         ]
+
+    def header(self, name: str) -> str | None:
+        """The first value of header ``name`` (case-insensitive), decoded as latin-1."""
+        key = name.lower().encode("latin-1")
+        return next((value.decode("latin-1") for header, value in self.headers if header == key), None)
 
     def __repr__(self) -> str:
         return f"<DenialResponse {self.status_code} {self.detail!r}>"
@@ -178,15 +187,11 @@ class DenyHandshake(Exception):
 
     def response(self) -> DenialResponse:
         """Render as FastAPI does: compact JSON, or no body where HTTP allows none."""
-        text_detail = self.detail if isinstance(self.detail, str) else render_json(self.detail).decode()
+        text = self.detail if isinstance(self.detail, str) else render_json(self.detail).decode()
         if not body_allowed(self.status_code):
-            return DenialResponse(self.status_code, headers=self.headers, detail=text_detail)
+            return DenialResponse(self.status_code, headers=self.headers, detail=text)
         return DenialResponse(
-            self.status_code,
-            headers=self.headers,
-            body=self._body,
-            detail=text_detail,
-            media_type="application/json",
+            self.status_code, headers=self.headers, body=self._body, detail=text, media_type="application/json"
         )
 
 
@@ -203,6 +208,80 @@ class DenyWithResponse(DenyHandshake):
         return self._response
 
 
-def render_json(data: Any) -> bytes:
-    """JSON exactly as Starlette's ``JSONResponse`` writes it."""
-    return json.dumps(data, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode("utf-8")
+# --- exceptions raised before accept ---------------------------------------------------------
+
+
+def _unavailable_types() -> tuple[type[BaseException], ...]:
+    """Exceptions that mean "a dependency cannot be reached", not "a bug"."""
+    types: list[type[BaseException]] = [OperationalError, InterfaceError, ConnectionError, TimeoutError]
+    try:
+        from redis.exceptions import ConnectionError as RedisConnectionError
+        from redis.exceptions import TimeoutError as RedisTimeoutError
+    except ImportError:
+        pass
+    else:
+        types += [RedisConnectionError, RedisTimeoutError]
+    return tuple(types)
+
+
+UNAVAILABLE_EXCEPTIONS = _unavailable_types()
+
+
+def is_unavailable(exc: BaseException) -> bool:
+    """Whether ``exc`` (or what it was raised from) says a dependency is unreachable."""
+    seen = 0
+    current: BaseException | None = exc
+    while current is not None and seen < 10:
+        if isinstance(current, UNAVAILABLE_EXCEPTIONS):
+            return True
+        current = current.__cause__ or current.__context__
+        seen += 1
+    return False
+
+
+def unavailable() -> DenialResponse:
+    """``503`` with ``Retry-After``: a dependency is down, come back soon."""
+    return DenyHandshake(
+        503, SERVICE_UNAVAILABLE, headers={"Retry-After": str(UNAVAILABLE_RETRY_AFTER)}
+    ).response()
+
+
+def default_exception_handler(exc: BaseException, scope: Scope) -> DenialResponse | None:
+    """The denial for an exception raised before accept, or None when it is unexpected.
+
+    Django's exceptions render with the status phrase only: their messages are
+    written for developers and may hold internals. Raise :class:`DenyHandshake`
+    to choose the detail.
+    """
+    if isinstance(exc, DenyHandshake):
+        return exc.response()
+    if isinstance(exc, Http404):
+        return DenyHandshake(404).response()
+    if isinstance(exc, PermissionDenied):
+        return DenyHandshake(403).response()
+    if isinstance(exc, SuspiciousOperation):
+        logging.getLogger(f"django.security.{type(exc).__name__}").error(str(exc))
+        return DenyHandshake(400).response()
+    if is_unavailable(exc):
+        warn_rate_limited(
+            f"unavailable:{type(exc).__name__}",
+            "A dependency is unreachable during a WebSocket handshake; answering 503: %r",
+            exc,
+        )
+        return unavailable()
+    return None
+
+
+def denial_for_exception(exc: BaseException, scope: Scope, handler: ExceptionHandler | None = None) -> DenialResponse:
+    """What to send for ``exc``: the handler's answer, else a logged 500 with nothing of ``exc``."""
+    if handler is None:
+        handler = wsreject_settings.exception_handler()
+    try:
+        response = handler(exc, scope)
+    except Exception:
+        logger.exception("The WebSocket exception handler %r failed; answering 500", handler)
+        response = None
+    if response is None:
+        logger.error("Unhandled error before accept; answering 500", exc_info=exc)
+        return DenyHandshake(500, INTERNAL_ERROR).response()
+    return response

@@ -25,7 +25,7 @@ from typing import Any
 
 from channels.testing import WebsocketCommunicator
 
-from .transport import EXTENSION
+from .http import DENIAL_EXTENSION
 
 
 @dataclass
@@ -39,13 +39,13 @@ class Accepted:
 
 @dataclass
 class Denied:
-    """The application denied. ``via`` is ``"http"`` (a full response), ``"close"``
+    """The application denied. ``denial_mode`` is ``"http"`` (a full response), ``"close"``
     (closed before accept: a server answers its own 403) or ``"close_code"``."""
 
     status_code: int
     headers: list[tuple[bytes, bytes]] = field(default_factory=list)
     body: bytes = b""
-    via: str = "http"
+    denial_mode: str = "http"
     close_code: int | None = None
     reason: str = ""
     accepted = False
@@ -83,14 +83,14 @@ class HandshakeCommunicator(WebsocketCommunicator):
         super().__init__(application, path, headers=headers, subprotocols=subprotocols, spec_version=spec_version)
         self.scope["client"] = list(client)
         self.scope["server"] = ["127.0.0.1", 8000]
-        self.scope["extensions"] = {EXTENSION: {}} if denial_response else {}
+        self.scope["extensions"] = {DENIAL_EXTENSION: {}} if denial_response else {}
 
     async def handshake(self, timeout: float = 1, *, close_code: bool = False) -> Accepted | Denied:
         """Send ``websocket.connect`` and read the answer.
 
         With ``close_code=True`` an accept followed at once by a ``{"detail"}``
         frame and a close with code 4100-4599 is reported as :class:`Denied`
-        (``via="close_code"``); other frames stay readable with ``receive_from``.
+        (``denial_mode="close_code"``); other frames stay readable with ``receive_from``.
         """
         await self.send_input({"type": "websocket.connect"})
         first = await self.receive_output(timeout)
@@ -99,7 +99,7 @@ class HandshakeCommunicator(WebsocketCommunicator):
             accepted = Accepted(first.get("subprotocol"), list(first.get("headers", [])))
             return await self._read_close_code_denial(accepted, timeout) if close_code else accepted
         if kind == "websocket.close":
-            return Denied(403, via="close", close_code=first.get("code", 1000), reason=first.get("reason") or "")
+            return Denied(403, denial_mode="close", close_code=first.get("code", 1000), reason=first.get("reason") or "")
         if kind == "websocket.http.response.start":
             body = b""
             while True:
@@ -125,7 +125,7 @@ class HandshakeCommunicator(WebsocketCommunicator):
         if close["type"] == "websocket.close" and 4100 <= code <= 4599:
             self._pushback = []
             body = (frame.get("text") or "").encode("utf-8")
-            return Denied(code - 4000, body=body, via="close_code", close_code=code, reason=close.get("reason", ""))
+            return Denied(code - 4000, body=body, denial_mode="close_code", close_code=code, reason=close.get("reason", ""))
         return accepted
 
     async def receive_output(self, timeout: float = 1):

@@ -1,46 +1,59 @@
-"""How a denial leaves: one function, whatever the server can do.
+"""How a denial leaves: one path, whatever the server can do.
+
+The *denial mode* of a connection says how:
 
 * ``http`` — the server advertises ``websocket.http.response``: the response goes
   out as ``websocket.http.response.start`` + ``websocket.http.response.body``.
-* ``close`` — no extension: ``websocket.close`` before accept, which every
-  server answers with its own bare ``403``.
+* ``close`` — ``http`` asked for on a server without the extension (the
+  ``FALLBACK``): ``websocket.close`` before accept, which every server answers
+  with its own bare ``403``.
 * ``close_code`` — accept, send one text frame ``{"detail": ...}``, then close
   with code ``4000 + status`` and the detail as reason (browsers can read this,
   never an HTTP status). The frame is there because some servers drop reasons.
+
+:func:`deny` (and :func:`deny_sync`, its twin for synchronous consumers) is the
+only way a denial is sent: it waits for ``websocket.connect`` when asked to,
+sends, treats a client that left mid-denial as normal (a DEBUG line), and
+records the denial once (:func:`~wsreject.reporting.record_denial`).
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from .conf import DENIAL_MODES, FALLBACKS, wsreject_settings
-from .denial import DenialResponse, render_json
-from .signals import connection_denied
+from .denial import DenialResponse
+from .http import DENIAL_EXTENSION, render_json
+from .reporting import record_denial
+from .scope import Scope, escape
 
 logger = logging.getLogger("wsreject")
 
-EXTENSION = "websocket.http.response"
+Message = dict[str, Any]
+Send = Callable[[Message], Awaitable[None]]
+Receive = Callable[[], Awaitable[Message]]
+
 CLOSE_CODE_BASE = 4000
 MAX_REASON_BYTES = 123  # RFC 6455 §5.5: a control frame payload is 125 bytes, 2 are the code.
 
 
-def supports_denial_response(scope: dict[str, Any]) -> bool:
+def supports_denial_response(scope: Scope) -> bool:
     """Whether the server advertises the ASGI WebSocket Denial Response extension."""
-    extensions = scope.get("extensions") or {}
-    return EXTENSION in extensions
+    return DENIAL_EXTENSION in (scope.get("extensions") or {})
 
 
-def resolve_mode(scope: dict[str, Any], mode: str | None = None) -> str:
-    """The transport for this connection: ``"http"``, ``"close"`` or ``"close_code"``."""
-    mode = mode or wsreject_settings.DENIAL_MODE
+def resolve_denial_mode(scope: Scope, denial_mode: str | None = None) -> str:
+    """How a denial leaves this connection: ``"http"``, ``"close"`` or ``"close_code"``."""
+    mode = denial_mode or wsreject_settings.DENIAL_MODE
     if mode not in DENIAL_MODES:
         raise ValueError(f"unknown denial mode {mode!r}; expected one of {DENIAL_MODES}")
     if mode == "close_code":
-        return "close_code"
+        return mode
     if supports_denial_response(scope):
         return "http"
-    fallback = wsreject_settings.FALLBACK
+    fallback: str = wsreject_settings.FALLBACK
     if fallback not in FALLBACKS:
         raise ValueError(f"unknown WSREJECT FALLBACK {fallback!r}; expected one of {FALLBACKS}")
     return fallback
@@ -51,73 +64,61 @@ def truncate_utf8(text: str, limit: int = MAX_REASON_BYTES) -> str:
 
     Lone surrogates, which UTF-8 cannot carry, become ``?``.
     """
-    encoded = text.encode("utf-8", errors="replace")
-    return encoded[:limit].decode("utf-8", errors="ignore")
+    return text.encode("utf-8", errors="replace")[:limit].decode("utf-8", errors="ignore")
 
 
-def denial_messages(scope: dict[str, Any], response: DenialResponse, mode: str | None = None) -> tuple[str, list[dict]]:
-    """The transport for this connection and the ASGI messages that send ``response`` on it."""
-    transport = resolve_mode(scope, mode)
-    if transport == "http":
-        return transport, response.asgi_messages()
-    if transport == "close_code":
+def denial_messages(scope: Scope, response: DenialResponse, denial_mode: str | None = None) -> tuple[str, list[Message]]:
+    """The resolved denial mode and the ASGI messages that send ``response`` in it."""
+    mode = resolve_denial_mode(scope, denial_mode)
+    if mode == "http":
+        return mode, response.asgi_messages()
+    if mode == "close_code":
         frame = render_json({"detail": response.detail}).decode()
         close = {"type": "websocket.close", "code": CLOSE_CODE_BASE + response.status_code, "reason": truncate_utf8(response.detail)}
-        return transport, [{"type": "websocket.accept"}, {"type": "websocket.send", "text": frame}, close]
-    return transport, [{"type": "websocket.close"}]
+        return mode, [{"type": "websocket.accept"}, {"type": "websocket.send", "text": frame}, close]
+    return mode, [{"type": "websocket.close"}]
 
 
-async def send_denial(scope: dict[str, Any], send, response: DenialResponse, mode: str | None = None) -> str:
-    """Send ``response`` as this connection's transport allows; return the transport used.
+def _client_left(scope: Scope, exc: BaseException) -> None:
+    logger.debug("WebSocket %s: the client left while its denial was sent (%r)", escape(scope.get("path", "")), exc)
 
-    The caller must already have received ``websocket.connect``. Every denial is
-    logged once on the ``wsreject`` logger and announced by ``connection_denied``.
+
+async def deny(
+    scope: Scope,
+    send: Send,
+    response: DenialResponse,
+    *,
+    denial_mode: str | None = None,
+    receive: Receive | None = None,
+) -> str | None:
+    """Send ``response`` on this connection; return the denial mode used, or None if the client left.
+
+    Pass ``receive`` when ``websocket.connect`` may not have been read yet:
+    ASGI lets an application answer only after it.
     """
-    transport, messages = denial_messages(scope, response, mode)
-    for message in messages:
-        await send(message)
-    record_denial(scope, response, transport)
-    return transport
+    if receive is not None:
+        message = await receive()
+        if message["type"] != "websocket.connect":
+            return None  # websocket.disconnect: nobody to answer
+    mode, messages = denial_messages(scope, response, denial_mode)
+    try:
+        for message in messages:
+            await send(message)
+    except OSError as exc:  # uvicorn's ClientDisconnected and friends
+        _client_left(scope, exc)
+        return None
+    record_denial(scope, response, mode)
+    return mode
 
 
-def record_denial(scope: dict[str, Any], response: DenialResponse, transport: str) -> None:
-    """Log the denial and send ``connection_denied``; a failing receiver is logged, not raised."""
-    log_denial(scope, response, transport)
-    for receiver, result in connection_denied.send_robust(sender=None, scope=scope, response=response, transport=transport):
-        if isinstance(result, Exception):
-            logger.error("connection_denied receiver %r failed", receiver, exc_info=result)
-
-
-def log_denial(scope: dict[str, Any], response: DenialResponse, transport: str) -> None:
-    logger.info(
-        "WebSocket denied: path=%s status=%d detail=%s user=%s client=%s transport=%s",
-        escape(scope.get("path", "")),
-        response.status_code,
-        escape(response.detail),
-        known_user_id(scope),
-        client_address(scope),
-        transport,
-    )
-
-
-def escape(text: str) -> str:
-    """Control characters as ``\\xNN`` so a value cannot forge log lines."""
-    return "".join(ch if ch.isprintable() else ascii(ch)[1:-1] for ch in str(text))
-
-
-def client_address(scope: dict[str, Any]) -> str:
-    client = scope.get("client")
-    if not client:
-        return "-"
-    host, port = client[0], client[1] if len(client) > 1 else None
-    return escape(f"{host}:{port}" if port is not None else str(host))
-
-
-def known_user_id(scope: dict[str, Any]) -> str:
-    """The user's id when it is already loaded; never a query for the log's sake."""
-    from .auth import loaded_user  # late: auth imports Django's auth models
-
-    user = loaded_user(scope)
-    if user is None or not getattr(user, "is_authenticated", False):
-        return "-"
-    return escape(str(user.pk))
+def deny_sync(scope: Scope, send: Callable[[Message], None], response: DenialResponse, *, denial_mode: str | None = None) -> str | None:
+    """:func:`deny` for a synchronous consumer, whose ``base_send`` blocks (``websocket.connect`` read)."""
+    mode, messages = denial_messages(scope, response, denial_mode)
+    try:
+        for message in messages:
+            send(message)
+    except OSError as exc:
+        _client_left(scope, exc)
+        return None
+    record_denial(scope, response, mode)
+    return mode

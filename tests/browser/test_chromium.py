@@ -104,7 +104,7 @@ def open_demo_page(driver, server, *, wait_demo: bool = True) -> None:
 def denial_lines(server, path: str, status: int, detail: str, transport: str) -> int:
     pattern = re.compile(
         rf"WebSocket denied: path={re.escape(path)} status={status} detail={re.escape(detail)} "
-        rf"user=\S+ client=\S+ transport={transport}$",
+        rf"user=\S+ client=\S+ mode={transport}$",
         re.M,
     )
     return len(pattern.findall(server.log()))
@@ -115,7 +115,7 @@ def wait_for_denial_line(server, path, status, detail, transport, *, before: int
     while denial_lines(server, path, status, detail, transport) <= before:
         if time.monotonic() > deadline:
             pytest.fail(
-                f"{server.kind}: no new log line for {path} {status} {detail!r} transport={transport}\n"
+                f"{server.kind}: no new log line for {path} {status} {detail!r} mode={transport}\n"
                 f"--- server log (tail) ---\n{server.log()[-3000:]}"
             )
         time.sleep(0.05)

@@ -14,7 +14,7 @@ from channels.routing import URLRouter
 from django.urls import path
 
 from wsreject import DenyHandshake
-from wsreject.denial_log import DenialLog, denial_log
+from wsreject.access.denial_log import DenialLog, denial_log
 from wsreject.middleware import DenialMiddleware, OriginMiddleware, RouteNotFoundMiddleware
 from wsreject.testing import HandshakeCommunicator
 

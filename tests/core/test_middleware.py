@@ -13,7 +13,8 @@ from django.http import Http404
 from django.urls import path
 
 from wsreject import DenialResponse, DenyHandshake, DenyWithResponse
-from wsreject.auth import CredentialsMiddleware
+from wsreject.denial import denial_for_exception
+from wsreject.authentication import CredentialsMiddleware
 from wsreject.middleware import (
     DenialMiddleware,
     DenialMiddlewareStack,
@@ -22,14 +23,13 @@ from wsreject.middleware import (
     PermissionMiddleware,
     PermissionRequiredMiddleware,
     RouteNotFoundMiddleware,
-    denial_for_exception,
 )
 from wsreject.permissions import AllowAny, IsAuthenticated, IsStaff
 from wsreject.testing import HandshakeCommunicator
 
 from .asgi_apps import CountingConsumer, accept_app, sleeping_app
 from tests.helpers import bearer
-from .util import Recorder, denial_headers, disconnect, handshake, json_body, ws_scope
+from .util import Recorder, challenge_for, denial_headers, disconnect, handshake, json_body, ws_scope
 
 SECRET = "hunter2-secret-internal-state"
 
@@ -56,7 +56,7 @@ EXCEPTION_CASES = {
     "DisallowedHost": (DisallowedHost(SECRET), 400, "Bad Request", []),
     "RuntimeError": (RuntimeError(SECRET), 500, "Internal Server Error", []),
     "KeyError": (KeyError(SECRET), 500, "Internal Server Error", []),
-    "TimeoutError-of-its-own": (TimeoutError(SECRET), 500, "Internal Server Error", []),
+    "TimeoutError-of-its-own": (TimeoutError(SECRET), 503, "Service Unavailable", [(b"retry-after", b"5")]),
 }
 
 
@@ -66,7 +66,7 @@ async def test_exception_before_accept_becomes_its_denial(caplog, exc, status, d
     caplog.set_level(logging.INFO)
     _, result = await handshake(DenialMiddleware(raising(exc, receive_first=receive_first)))
     assert not result.accepted
-    assert result.via == "http"
+    assert result.denial_mode == "http"
     assert result.status_code == status
     body = json_body(detail)
     assert result.body == body
@@ -106,7 +106,7 @@ async def test_expected_denials_are_not_logged_as_errors(caplog):
 
 def test_deny_with_response_keeps_its_response():
     response = DenialResponse(418, body=b"teapot")
-    assert denial_for_exception(DenyWithResponse(response)) is response
+    assert denial_for_exception(DenyWithResponse(response), ws_scope()) is response
 
 
 async def test_the_middleware_receives_connect_first_for_an_app_that_never_receives():
@@ -517,9 +517,9 @@ async def test_nested_denial_middleware_is_transparent_to_url_router():
     await disconnect(communicator)
     communicator = HandshakeCommunicator(app, "/ws/browser/nope/")
     result = await communicator.handshake(close_code=True)
-    assert (result.via, result.status_code, result.reason) == ("close_code", 404, "Not Found")
+    assert (result.denial_mode, result.status_code, result.reason) == ("close_code", 404, "Not Found")
     _, result = await handshake(app, "/ws/nope/")
-    assert (result.via, result.status_code) == ("http", 404)
+    assert (result.denial_mode, result.status_code) == ("http", 404)
 
 
 # --- a denial in middleware never builds the consumer ------------------------------------------
@@ -608,7 +608,7 @@ async def test_permission_required_middleware(demo_tokens, user, perms, status, 
     assert result.status_code == status
     assert result.json() == {"detail": detail}
     if status == 401:
-        assert result.header("www-authenticate") == "Bearer"
+        assert result.header("www-authenticate") == challenge_for(detail).decode()
 
 
 async def test_permission_required_middleware_custom_detail(demo_tokens):
@@ -662,7 +662,7 @@ async def test_denial_middleware_stack_in_close_code_mode(path_, headers, code, 
     )
     communicator = HandshakeCommunicator(app, path_, headers=headers, denial_response=extension)
     result = await communicator.handshake(close_code=True)
-    assert result.via == "close_code"
+    assert result.denial_mode == "close_code"
     assert (result.close_code, result.reason) == (code, reason)
     assert result.json() == {"detail": reason}
     await communicator.wait(timeout=1)
@@ -711,4 +711,4 @@ async def test_decision_timeout_of_a_close_code_endpoint_is_sent_in_close_code_m
     app = DenialMiddlewareStack(URLRouter([path("ws/browser/", browser)]))
     communicator = HandshakeCommunicator(app, "/ws/browser/slow/")
     result = await communicator.handshake(timeout=2, close_code=True)
-    assert (result.via, result.close_code, result.reason) == ("close_code", 4503, "Connection check timed out")
+    assert (result.denial_mode, result.close_code, result.reason) == ("close_code", 4503, "Connection check timed out")

@@ -9,7 +9,7 @@ import pytest
 from wsreject import DenyHandshake
 from wsreject.middleware import DenialMiddleware
 from wsreject.testing import Accepted, Denied, HandshakeCommunicator
-from wsreject.transport import EXTENSION
+from wsreject.http import DENIAL_EXTENSION as EXTENSION
 
 
 def answering(*messages, then_wait=True):
@@ -63,7 +63,7 @@ async def test_http_denial():
     _, result = await run(answering(start, {"type": "websocket.http.response.body", "body": b'{"detail":"x"}'}, then_wait=False))
     assert isinstance(result, Denied)
     assert result.accepted is False
-    assert (result.status_code, result.via, result.close_code) == (401, "http", None)
+    assert (result.status_code, result.denial_mode, result.close_code) == (401, "http", None)
     assert result.json() == {"detail": "x"}
     assert result.header("WWW-Authenticate") == "Bearer"
     assert result.header("www-authenticate") == "Bearer"
@@ -120,19 +120,19 @@ async def test_unexpected_first_message_is_an_assertion_error():
 async def test_close_before_accept_is_the_servers_403(close, code, reason):
     _, result = await run(answering(close, then_wait=False))
     assert isinstance(result, Denied)
-    assert (result.status_code, result.via, result.close_code, result.reason, result.body) == (403, "close", code, reason, b"")
+    assert (result.status_code, result.denial_mode, result.close_code, result.reason, result.body) == (403, "close", code, reason, b"")
 
 
 async def test_denial_response_false_makes_the_middleware_close():
     communicator, result = await run(DenialMiddleware(_deny(401)), denial_response=False)
-    assert (result.status_code, result.via) == (403, "close")
+    assert (result.status_code, result.denial_mode) == (403, "close")
     assert result.headers == []
 
 
 async def test_denial_response_false_with_close_code_fallback(settings):
     settings.WSREJECT = {"FALLBACK": "close_code"}
     _, result = await run(DenialMiddleware(_deny(401)), denial_response=False, close_code=True)
-    assert (result.status_code, result.via, result.close_code, result.reason) == (401, "close_code", 4401, "Unauthorized")
+    assert (result.status_code, result.denial_mode, result.close_code, result.reason) == (401, "close_code", 4401, "Unauthorized")
 
 
 def _deny(status, detail=None):
@@ -157,7 +157,7 @@ def close_code_denial(code, detail):
 async def test_close_code_denial_is_detected(code):
     _, result = await run(answering(*close_code_denial(code, "Nope ✓"), then_wait=False), close_code=True)
     assert isinstance(result, Denied)
-    assert (result.status_code, result.via, result.close_code, result.reason) == (code - 4000, "close_code", code, "Nope ✓")
+    assert (result.status_code, result.denial_mode, result.close_code, result.reason) == (code - 4000, "close_code", code, "Nope ✓")
     assert result.json() == {"detail": "Nope ✓"}
     assert result.body == json.dumps({"detail": "Nope ✓"}).encode()
 

@@ -10,20 +10,18 @@ from django.utils.functional import SimpleLazyObject, empty
 
 from wsreject import DenialResponse, DenyHandshake
 from wsreject.signals import connection_denied
+from wsreject.scope import client_address, escape, known_user_id
 from wsreject.transport import (
     MAX_REASON_BYTES,
-    client_address,
-    escape,
-    known_user_id,
-    resolve_mode,
-    send_denial,
+    deny,
+    resolve_denial_mode,
     supports_denial_response,
     truncate_utf8,
 )
 
 from .util import Recorder, ws_scope
 
-# --- resolve_mode ------------------------------------------------------------------------------
+# --- resolve_denial_mode ------------------------------------------------------------------------------
 
 MODE_CASES = [
     # (DENIAL_MODE, FALLBACK, extension, explicit mode, expected)
@@ -49,23 +47,23 @@ MODE_CASES = [
     MODE_CASES,
     ids=[f"{m}-{f}-{'ext' if e else 'noext'}-{x or 'setting'}" for m, f, e, x, _ in MODE_CASES],
 )
-def test_resolve_mode(settings, denial_mode, fallback, extension, explicit, expected):
+def test_resolve_denial_mode(settings, denial_mode, fallback, extension, explicit, expected):
     settings.WSREJECT = {"DENIAL_MODE": denial_mode, "FALLBACK": fallback}
-    assert resolve_mode(ws_scope(extension=extension), explicit) == expected
+    assert resolve_denial_mode(ws_scope(extension=extension), explicit) == expected
 
 
-def test_resolve_mode_defaults_without_a_wsreject_setting(settings):
+def test_resolve_denial_mode_defaults_without_a_wsreject_setting(settings):
     del settings.WSREJECT
-    assert resolve_mode(ws_scope(extension=True)) == "http"
-    assert resolve_mode(ws_scope(extension=False)) == "close"
+    assert resolve_denial_mode(ws_scope(extension=True)) == "http"
+    assert resolve_denial_mode(ws_scope(extension=False)) == "close"
 
 
 def test_settings_are_read_lazily(settings):
     scope = ws_scope(extension=False)
     settings.WSREJECT = {"FALLBACK": "close"}
-    assert resolve_mode(scope) == "close"
+    assert resolve_denial_mode(scope) == "close"
     settings.WSREJECT = {"FALLBACK": "close_code"}
-    assert resolve_mode(scope) == "close_code"
+    assert resolve_denial_mode(scope) == "close_code"
 
 
 @pytest.mark.parametrize(
@@ -85,20 +83,20 @@ def test_supports_denial_response(extensions, supported):
 def test_invalid_denial_mode_setting_raises(settings, mode):
     settings.WSREJECT = {"DENIAL_MODE": mode}
     with pytest.raises(ValueError, match="denial mode"):
-        resolve_mode(ws_scope())
+        resolve_denial_mode(ws_scope())
 
 
 @pytest.mark.parametrize("mode", ["close", "bogus"], ids=str)
 def test_invalid_explicit_mode_raises(mode):
     with pytest.raises(ValueError, match="denial mode"):
-        resolve_mode(ws_scope(), mode)
+        resolve_denial_mode(ws_scope(), mode)
 
 
 @pytest.mark.parametrize("fallback", ["http", "bogus", None], ids=str)
 def test_invalid_fallback_raises_when_it_is_needed(settings, fallback):
     settings.WSREJECT = {"FALLBACK": fallback}
     with pytest.raises(ValueError, match="FALLBACK"):
-        resolve_mode(ws_scope(extension=False))
+        resolve_denial_mode(ws_scope(extension=False))
 
 
 # --- truncate_utf8 -----------------------------------------------------------------------------
@@ -146,20 +144,20 @@ def test_truncate_utf8_with_a_limit(text, limit, expected):
     assert truncate_utf8(text, limit) == expected
 
 
-# --- send_denial -------------------------------------------------------------------------------
+# --- deny -------------------------------------------------------------------------------
 
 
 async def test_http_mode_sends_the_two_extension_messages():
     recorder = Recorder()
     response = DenyHandshake(401, "Not authenticated", headers={"WWW-Authenticate": "Bearer"}).response()
-    transport = await send_denial(ws_scope(), recorder.send, response)
+    transport = await deny(ws_scope(), recorder.send, response)
     assert transport == "http"
     assert recorder.sent == response.asgi_messages()
 
 
 async def test_close_mode_sends_a_bare_close():
     recorder = Recorder()
-    transport = await send_denial(ws_scope(extension=False), recorder.send, DenyHandshake(401).response())
+    transport = await deny(ws_scope(extension=False), recorder.send, DenyHandshake(401).response())
     assert transport == "close"
     assert recorder.sent == [{"type": "websocket.close"}]
 
@@ -172,7 +170,7 @@ async def test_close_mode_sends_a_bare_close():
 async def test_close_code_mode_accepts_sends_detail_and_closes(status, detail):
     recorder = Recorder()
     response = DenyHandshake(status, detail).response()
-    transport = await send_denial(ws_scope(), recorder.send, response, "close_code")
+    transport = await deny(ws_scope(), recorder.send, response, denial_mode="close_code")
     assert transport == "close_code"
     text = response.detail
     assert recorder.sent == [
@@ -185,7 +183,7 @@ async def test_close_code_mode_accepts_sends_detail_and_closes(status, detail):
 async def test_close_code_mode_cuts_the_reason_but_not_the_frame():
     detail = "Zugriff verweigert 😀 " * 20
     recorder = Recorder()
-    await send_denial(ws_scope(), recorder.send, DenyHandshake(403, detail).response(), "close_code")
+    await deny(ws_scope(), recorder.send, DenyHandshake(403, detail).response(), denial_mode="close_code")
     accept, frame, close = recorder.sent
     assert json.loads(frame["text"]) == {"detail": detail}
     assert len(close["reason"].encode("utf-8")) <= 123
@@ -195,7 +193,7 @@ async def test_close_code_mode_cuts_the_reason_but_not_the_frame():
 
 async def test_close_code_mode_with_a_dict_detail_sends_it_as_json_text():
     recorder = Recorder()
-    await send_denial(ws_scope(), recorder.send, DenyHandshake(409, {"a": 1}).response(), "close_code")
+    await deny(ws_scope(), recorder.send, DenyHandshake(409, {"a": 1}).response(), denial_mode="close_code")
     assert json.loads(recorder.sent[1]["text"]) == {"detail": '{"a":1}'}
     assert recorder.sent[2]["reason"] == '{"a":1}'
 
@@ -203,7 +201,7 @@ async def test_close_code_mode_with_a_dict_detail_sends_it_as_json_text():
 async def test_close_code_mode_for_an_arbitrary_response_uses_its_detail():
     recorder = Recorder()
     response = DenialResponse(418, headers={"content-type": "text/plain"}, body=b"I'm a teapot", detail="Brewing")
-    await send_denial(ws_scope(), recorder.send, response, "close_code")
+    await deny(ws_scope(), recorder.send, response, denial_mode="close_code")
     assert recorder.sent[2] == {"type": "websocket.close", "code": 4418, "reason": "Brewing"}
 
 
@@ -228,13 +226,13 @@ def denial_records(caplog):
 @pytest.mark.parametrize("mode", ["http", "close_code"])
 async def test_one_log_line_per_denial_with_control_characters_escaped(caplog, path, detail, mode):
     caplog.set_level(logging.INFO, logger="wsreject")
-    await send_denial(ws_scope(path), Recorder().send, DenyHandshake(403, detail).response(), mode)
+    await deny(ws_scope(path), Recorder().send, DenyHandshake(403, detail).response(), denial_mode=mode)
     records = denial_records(caplog)
     assert len(records) == 1
     message = records[0].getMessage()
     assert message.splitlines() == [message]
     assert not any(not ch.isprintable() for ch in message)
-    assert f"transport={mode}" in message
+    assert f"mode={mode}" in message
     assert "status=403" in message
     assert "client=127.0.0.1:50000" in message
 
@@ -260,7 +258,7 @@ async def test_log_line_with_a_lazy_user_makes_no_query_and_says_dash(caplog, qu
     caplog.set_level(logging.INFO, logger="wsreject")
     loads = []
     scope = ws_scope("/ws/private/", user=SimpleLazyObject(lambda: loads.append(1)))
-    await send_denial(scope, Recorder().send, DenyHandshake(403).response())
+    await deny(scope, Recorder().send, DenyHandshake(403).response())
     assert loads == []
     assert scope["user"]._wrapped is empty
     assert query_counter.count == 0
@@ -307,22 +305,22 @@ def receivers():
 
 
 @pytest.mark.parametrize(
-    "mode,extension,transport",
+    "mode,extension,resolved",
     [(None, True, "http"), (None, False, "close"), ("close_code", True, "close_code")],
     ids=["http", "close", "close_code"],
 )
-async def test_signal_fires_once_with_scope_response_and_transport(receivers, mode, extension, transport):
+async def test_signal_fires_once_with_scope_response_and_denial_mode(receivers, mode, extension, resolved):
     calls = []
     receivers(lambda **kwargs: calls.append(kwargs))
     scope = ws_scope(extension=extension)
     response = DenyHandshake(403).response()
-    await send_denial(scope, Recorder().send, response, mode)
+    await deny(scope, Recorder().send, response, denial_mode=mode)
     assert len(calls) == 1
     call = calls[0]
     assert call["sender"] is None
     assert call["scope"] is scope
     assert call["response"] is response
-    assert call["transport"] == transport
+    assert call["denial_mode"] == resolved
 
 
 async def test_a_failing_receiver_does_not_break_the_denial(receivers, caplog):
@@ -332,10 +330,10 @@ async def test_a_failing_receiver_does_not_break_the_denial(receivers, caplog):
         raise RuntimeError("receiver bug")
 
     receivers(broken)
-    receivers(lambda **kwargs: calls.append(kwargs["transport"]))
+    receivers(lambda **kwargs: calls.append(kwargs["denial_mode"]))
     recorder = Recorder()
     response = DenyHandshake(401).response()
-    assert await send_denial(ws_scope(), recorder.send, response) == "http"
+    assert await deny(ws_scope(), recorder.send, response) == "http"
     assert recorder.sent == response.asgi_messages()
     assert calls == ["http"]
 
@@ -344,5 +342,5 @@ async def test_signal_fires_after_the_denial_was_sent(receivers):
     recorder = Recorder()
     seen = []
     receivers(lambda **kwargs: seen.append(list(recorder.types)))
-    await send_denial(ws_scope(), recorder.send, DenyHandshake(401).response())
+    await deny(ws_scope(), recorder.send, DenyHandshake(401).response())
     assert seen == [["websocket.http.response.start", "websocket.http.response.body"]]

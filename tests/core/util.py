@@ -7,7 +7,7 @@ import json
 from typing import Any
 
 from wsreject.testing import HandshakeCommunicator
-from wsreject.transport import EXTENSION
+from wsreject.http import DENIAL_EXTENSION as EXTENSION
 
 CONNECT = {"type": "websocket.connect"}
 
@@ -84,3 +84,10 @@ def denial_headers(body: bytes, *before: tuple[bytes, bytes], content_type: bool
 async def disconnect(communicator, code: int = 1000) -> None:
     await communicator.send_input({"type": "websocket.disconnect", "code": code})
     await communicator.wait(timeout=1)
+
+
+def challenge_for(detail: str) -> bytes:
+    """The ``WWW-Authenticate`` of a 401 with this detail: bare for no credential, RFC 6750 otherwise."""
+    if detail == "Not authenticated":
+        return b"Bearer"
+    return f'Bearer error="invalid_token", error_description="{detail}"'.encode()

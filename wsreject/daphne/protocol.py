@@ -26,37 +26,30 @@ silently, exactly as Daphne drops messages for a connection that is gone.
 from __future__ import annotations
 
 import asyncio
-import http
 import json
 import logging
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import txaio
 from autobahn.websocket.types import ConnectionDeny
-from daphne.utils import HEADER_NAME_RE
 from daphne.ws_protocol import WebSocketProtocol
 
-from ..denial import body_allowed, has_content_length
+from ..http import (
+    DENIAL_EXTENSION,
+    FRAMING_HEADERS,
+    RESPONSE_BODY,
+    RESPONSE_START,
+    body_allowed,
+    has_content_length,
+    header_problem,
+    reason_phrase,
+    render_json,
+)
 
 logger = logging.getLogger(__name__)
 
-DENIAL_EXTENSION = "websocket.http.response"
-RESPONSE_START = "websocket.http.response.start"
-RESPONSE_BODY = "websocket.http.response.body"
-
-# Headers that describe framing and connection handling: the server owns them.
-SERVER_OWNED_HEADERS = frozenset({b"content-length", b"transfer-encoding", b"connection"})
-# Field values may hold visible characters, spaces, tabs and obs-text, no other controls.
-INVALID_HEADER_VALUE = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
-GENERIC_REASON_PHRASES = {
-    1: "Informational",
-    2: "Success",
-    3: "Redirection",
-    4: "Client Error",
-    5: "Server Error",
-}
+__all__ = ["DENIAL_EXTENSION", "DenialWebSocketProtocol", "InvalidDenial"]
 
 Headers = list[tuple[bytes, bytes]]
 
@@ -65,26 +58,19 @@ class InvalidDenial(ValueError):
     """The application broke the denial response extension's message sequence."""
 
 
-def reason_phrase(status: int) -> str:
-    """The standard reason phrase for ``status``, or a generic one for its class."""
-    try:
-        return http.HTTPStatus(status).phrase
-    except ValueError:
-        return GENERIC_REASON_PHRASES.get(status // 100, "Unknown")
-
-
 def render_response(
     status: int, headers: Headers, body: bytes = b"", server_name: str = ""
 ) -> bytes:
     """Serialize one complete HTTP/1.1 response that ends the connection.
 
-    The application's headers go out as given, except ``content-length``,
-    ``transfer-encoding`` and ``connection``: the server knows the real length and
-    always closes, so it writes those itself (never two of them). ``server`` is added,
+    The application's headers go out as given, except the framing headers
+    (``content-length``, ``transfer-encoding``, ``connection``, ``upgrade``): the
+    server knows the real length and always closes, so it writes those itself
+    (never two of them). ``server`` is added,
     as Daphne does for HTTP, unless the application set one or the name is empty.
     """
     lines = [b"HTTP/1.1 %d %s" % (status, reason_phrase(status).encode("ascii"))]
-    lines += [name + b": " + value for name, value in headers if name.lower() not in SERVER_OWNED_HEADERS]
+    lines += [name + b": " + value for name, value in headers if name.lower() not in FRAMING_HEADERS]
     if server_name and not any(name.lower() == b"server" for name, _ in headers):
         lines.append(b"server: " + server_name.encode())
     if not body_allowed(status):  # 1xx, 204, 205, 304 (RFC 9110 §15)
@@ -103,7 +89,7 @@ def plain_response(status: int, server_name: str = "", headers: Sequence[tuple[b
 
 def json_response(status: int, detail: str, server_name: str = "") -> bytes:
     """A server-generated denial in FastAPI's shape: compact ``{"detail": ...}``."""
-    body = json.dumps({"detail": detail}, separators=(",", ":")).encode()
+    body = render_json({"detail": detail})
     return render_response(status, [(b"content-type", b"application/json")], body, server_name)
 
 
@@ -126,8 +112,11 @@ def validated_headers(message: dict) -> Headers:
             raise InvalidDenial(f"{RESPONSE_START} header is not a [name, value] pair: {pair!r}") from None
         if not (isinstance(name, bytes) and isinstance(value, bytes)):
             raise InvalidDenial(f"{RESPONSE_START} header name and value must be bytes: {pair!r}")
-        if not HEADER_NAME_RE.fullmatch(name) or INVALID_HEADER_VALUE.search(value):
-            raise InvalidDenial(f"{RESPONSE_START} header contains invalid characters: {pair!r}")
+        if name.lower() in FRAMING_HEADERS:
+            continue  # the server writes its own framing (Starlette sends content-length)
+        problem = header_problem(name, value)
+        if problem is not None:
+            raise InvalidDenial(f"{RESPONSE_START}: {problem}")
         headers.append((name, value))
     return headers
 
@@ -152,6 +141,29 @@ class PendingDenial:
     def render(self, server_name: str) -> bytes:
         return render_response(self.status, self.headers, b"".join(self.chunks), server_name)
 
+    def detail(self) -> str | None:
+        """The ``detail`` of a JSON body (for the log), or None."""
+        if not any(name.lower() == b"content-type" and value.startswith(b"application/json") for name, value in self.headers):
+            return None
+        try:
+            data = json.loads(b"".join(self.chunks))
+        except ValueError:
+            return None
+        detail = data.get("detail") if isinstance(data, dict) else None
+        return str(detail)[:200] if detail is not None else None
+
+
+def undecodable(request) -> str | None:
+    """What in the request Daphne's ``onConnect`` would fail to decode (ASCII only), or None."""
+    if not request.path.isascii():
+        return "non-ASCII path"
+    for name, value in request.headers.items():
+        if not name.isascii():
+            return "non-ASCII header name"
+        if name == "sec-websocket-protocol" and not value.isascii():
+            return "non-ASCII Sec-WebSocket-Protocol"
+    return None
+
 
 class DenialWebSocketProtocol(WebSocketProtocol):
     """Daphne's WebSocket protocol plus HTTP denial responses (see the module docstring)."""
@@ -171,10 +183,11 @@ class DenialWebSocketProtocol(WebSocketProtocol):
     # --- handshake --------------------------------------------------------------------
 
     def onConnect(self, request):
-        """Refuse what Daphne cannot decode with a 400, then let Daphne build the scope."""
-        offered = request.headers.get("sec-websocket-protocol", "")
-        if not offered.isascii():
-            logger.info("Refusing WebSocket handshake: non-ASCII Sec-WebSocket-Protocol")
+        """Refuse what Daphne cannot decode with a 400 (Daphne would answer 500), then let
+        Daphne build the scope."""
+        problem = undecodable(request)
+        if problem is not None:
+            logger.info("Refusing WebSocket handshake: %s", problem)
             raise ConnectionDeny(400, reason_phrase(400))
         self.seen_by_daphne = True
         return super().onConnect(request)
@@ -183,7 +196,7 @@ class DenialWebSocketProtocol(WebSocketProtocol):
         """Whether the application still owes an answer to the opening handshake."""
         return self.state == self.STATE_CONNECTING and "handshake_deferred" in vars(self)
 
-    def answer_handshake(self, status: int, response: bytes) -> bool:
+    def answer_handshake(self, status: int, response: bytes, detail: str | None = None) -> bool:
         """Deny the pending handshake with ``response`` and close; ``False`` if too late.
 
         The handshake deferred is fired exactly once, through autobahn's own path
@@ -197,7 +210,8 @@ class DenialWebSocketProtocol(WebSocketProtocol):
         self.prepared_response = response
         deferred.errback(ConnectionDeny(status, reason_phrase(status)))
         self.server.protocol_disconnected(self)
-        self.server.log_action("websocket", "rejected", self.action_details(status=status))
+        details = self.action_details(status=status, detail=detail or reason_phrase(status))
+        self.server.log_action("websocket", "rejected", details)
         return True
 
     def answer_internal_error(self, why: str) -> None:
@@ -290,7 +304,7 @@ class DenialWebSocketProtocol(WebSocketProtocol):
         denial.add(body, self.max_denial_body_size)
         if not message.get("more_body", False):
             logger.debug("WebSocket %s denied with %d", self.path_for_log(), denial.status)
-            self.answer_handshake(denial.status, denial.render(self.factory.server))
+            self.answer_handshake(denial.status, denial.render(self.factory.server), denial.detail())
 
     def check_accepted_subprotocol(self, subprotocol) -> None:
         """Autobahn raises inside its deferred for an unoffered subprotocol, leaving the

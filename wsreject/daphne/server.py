@@ -39,10 +39,18 @@ class DenialServer(Server):
         self._ws_factory = factory
 
     def create_application(self, protocol, scope):
-        """Advertise the denial extension, and watch the application so a handshake it
-        leaves undecided is answered as soon as it returns or raises."""
+        """Advertise the denial extension, pass the offered subprotocols as the client sent
+        them, and watch the application so a handshake it leaves undecided is answered as
+        soon as it returns or raises.
+
+        Daphne percent-decodes the ``Sec-WebSocket-Protocol`` values it puts in the scope
+        (``chat%2Ev1`` becomes ``chat.v1``, ``a%2Cb`` two values), while autobahn checks the
+        chosen one against the raw header: an application choosing what the scope offered
+        would be refused. The raw values are what uvicorn and hypercorn pass."""
         if scope.get("type") == "websocket":
             scope["extensions"] = {**(scope.get("extensions") or {}), DENIAL_EXTENSION: {}}
+            if isinstance(protocol, DenialWebSocketProtocol):
+                scope["subprotocols"] = list(getattr(protocol, "websocket_protocols", None) or [])
         queue = super().create_application(protocol, scope)
         instance = self.connections.get(protocol, {}).get("application_instance")
         if instance is not None and isinstance(protocol, DenialWebSocketProtocol):

@@ -2,14 +2,52 @@
 
 Django runs the ``runserver`` of the first installed app that has one, so list
 ``"wsreject"`` before ``"daphne"`` (itself before ``django.contrib.staticfiles``) in
-``INSTALLED_APPS``; check ``wsreject.W010`` reports the wrong order.
+``INSTALLED_APPS``; check ``wsreject.W010`` reports the wrong order. Without Daphne
+installed it refuses to start and says how to install it (``wsreject.E014``).
+
+Every denial is printed as one line, like the HTTP request lines::
+
+    WebSocket DENY  401 /ws/private/ [127.0.0.1:53412] Not authenticated
 """
 
-from daphne.management.commands.runserver import Command as DaphneRunserverCommand
+from __future__ import annotations
 
-from wsreject.daphne.server import DenialServer
+from typing import Any
 
+from django.core.management.base import CommandError
 
-class Command(DaphneRunserverCommand):
-    help = "Starts a Daphne development server whose WebSocket handshakes can be denied with HTTP responses."
-    server_cls = DenialServer
+try:
+    from daphne.management.commands.runserver import Command as DaphneRunserverCommand
+except ImportError:  # daphne is an optional dependency ("wsreject[daphne]")
+    from django.core.management.commands.runserver import Command as DjangoRunserverCommand
+
+    class Command(DjangoRunserverCommand):
+        help = "Needs Daphne: pip install 'wsreject[daphne]'."
+
+        def handle(self, *args: Any, **options: Any) -> None:
+            raise CommandError(
+                "wsreject.E014: wsreject's runserver serves WebSockets on Daphne, which is not installed. "
+                "Install it with: pip install 'wsreject[daphne]' (or serve the ASGI application with uvicorn, "
+                "hypercorn or granian)."
+            )
+
+else:
+    from wsreject.daphne.server import DenialServer
+
+    class Command(DaphneRunserverCommand):  # type: ignore[no-redef]
+        help = "Starts a Daphne development server whose WebSocket handshakes can be denied with HTTP responses."
+        server_cls = DenialServer
+
+        def log_action(self, protocol: str, action: str, details: dict[str, Any]) -> None:
+            """Daphne's request lines, plus one line per denial with its status and detail."""
+            if protocol == "websocket" and action == "rejected" and details.get("status"):
+                message = "WebSocket DENY  %(status)s %(path)s [%(client)s] %(detail)s\n" % {
+                    "status": details.get("status"),
+                    "path": details.get("path"),
+                    "client": details.get("client") or "-",
+                    "detail": details.get("detail") or "",
+                }
+                style = self.style.WARNING if int(details.get("status") or 0) < 500 else self.style.ERROR
+                self.stderr.write(style(message), ending="")
+                return
+            super().log_action(protocol, action, details)

@@ -1,0 +1,149 @@
+"""``Throttle``: at most so many handshakes per client per endpoint, as a permission class.
+
+The budget is keyed by **who** (the signed-in user, else the client's address —
+an IPv6 address by its /64, since one client owns a whole /64) and **which
+endpoint** (the consumer class, whatever path spelling reached it, or the
+throttle's own ``scope`` name), never by the raw path. Counters are fixed
+windows that start at a client's first attempt, counted atomically with the
+cache's ``add`` and ``incr`` (atomic on Redis and in local memory), so
+concurrent handshakes cannot slip through together; they live in
+``WSREJECT["THROTTLE_CACHE"]``: give throttles a cache of their own (check
+``wsreject.W022``) so that a flood of other keys cannot evict them. Shared on
+Redis, every process shares the budget. A refusal is ``429`` with
+``Retry-After`` in whole seconds. A throttle cache that fails refuses with
+``503`` (fail closed), never lets everyone through.
+
+Behind reverse proxies set ``WSREJECT["NUM_PROXIES"]`` to how many of them
+append to ``X-Forwarded-For``: the client is then the address that many hops
+from the right. Without it the header is ignored (a client can send anything).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import math
+import time
+from typing import Any
+
+from django.core.cache import BaseCache, caches
+
+from .access.versions import require_cache_io
+from .authentication import is_authenticated
+from .conf import wsreject_settings
+from .denial import DenyHandshake, is_unavailable
+from .offload import NeedsIO, once
+from .permissions import BasePermission
+from .scope import Scope, header_values
+
+_UNITS = {"s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "hour": 3600}
+
+
+def parse_rate(rate: str) -> tuple[int, float]:
+    """``"3/60s"``, ``"10/min"``, ``"100/h"`` as ``(count, seconds)``."""
+    try:
+        count, per = rate.split("/")
+        if not per.strip():
+            raise ValueError(rate)
+        number = "".join(ch for ch in per if ch.isdigit() or ch == ".")
+        unit = per[len(number) :].strip() or "s"
+        limit, period = int(count), float(number or 1) * _UNITS[unit]
+    except (ValueError, KeyError, AttributeError):
+        raise ValueError(f"invalid rate {rate!r}; expected e.g. '3/60s' or '10/min'") from None
+    if limit < 1 or period <= 0:
+        raise ValueError(f"invalid rate {rate!r}; expected a positive count and period")
+    return limit, period
+
+
+def client_ip(scope: Scope) -> str:
+    """The client's address: ``scope["client"]``, or ``X-Forwarded-For`` behind ``NUM_PROXIES`` proxies."""
+    address = (scope.get("client") or ("unknown",))[0]
+    proxies = wsreject_settings.NUM_PROXIES or 0
+    if proxies > 0:
+        forwarded = ",".join(value.decode("latin-1") for value in header_values(scope, b"x-forwarded-for"))
+        hops = [hop.strip() for hop in forwarded.split(",") if hop.strip()]
+        if hops:
+            address = hops[-min(proxies, len(hops))]
+    try:
+        ip = ipaddress.ip_address(str(address))
+    except ValueError:
+        return str(address)[:64]
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.ip_network(f"{ip}/64", strict=False))
+    return str(ip)
+
+
+def endpoint_name(consumer: Any) -> str:
+    """A stable name for what is protected: the consumer class, or the guarded application's type."""
+    if consumer is None:
+        return "-"
+    target = getattr(consumer, "consumer_class", None) or (consumer if isinstance(consumer, type) else type(consumer))
+    return f"{target.__module__}.{target.__qualname__}"
+
+
+class Throttle(BasePermission):
+    """At most ``rate`` handshakes per client per endpoint: ``"3/60s"``, ``"10/min"``.
+
+    ``scope`` names the budget instead of the endpoint (several endpoints can
+    share one); ``cache`` overrides ``WSREJECT["THROTTLE_CACHE"]``.
+    """
+
+    status_code = 429
+    detail = "Too many connection attempts"
+    runs_on_event_loop = True  # a process-local counter is read on the event loop
+
+    def __init__(self, rate: str, *, scope: str | None = None, cache: str | None = None, key_prefix: str = "wsreject:throttle") -> None:
+        self.limit, self.period = parse_rate(rate)
+        self.scope_name = scope
+        self.cache_alias = cache
+        self.key_prefix = key_prefix
+
+    def get_cache(self) -> BaseCache:
+        return caches[self.cache_alias or wsreject_settings.THROTTLE_CACHE]
+
+    def identity(self, scope: Scope) -> str:
+        if is_authenticated(scope):
+            return f"user:{scope['user'].pk}"
+        return f"ip:{client_ip(scope)}"
+
+    def cache_key(self, scope: Scope, consumer: Any) -> str:
+        name = f"{self.scope_name or endpoint_name(consumer)}|{self.identity(scope)}|{self.limit}/{self.period:g}"
+        return f"{self.key_prefix}:{hashlib.sha256(name.encode('utf-8')).hexdigest()[:40]}"
+
+    def hit(self, cache: BaseCache, key: str) -> tuple[int, float]:
+        """Count one attempt; the count in this window and when the window started."""
+        now = time.time()
+        timeout = math.ceil(self.period)
+        cache.add(f"{key}:start", now, timeout=timeout)
+        cache.add(f"{key}:n", 0, timeout=timeout)
+        try:
+            count = int(cache.incr(f"{key}:n"))
+        except ValueError:  # the window ended between add() and incr()
+            cache.set(f"{key}:n", 1, timeout=timeout)
+            cache.set(f"{key}:start", now, timeout=timeout)
+            count = 1
+        started = cache.get(f"{key}:start")
+        return count, float(started) if started is not None else now
+
+    def check(self, scope: Scope, consumer: Any) -> DenyHandshake | None:
+        cache = self.get_cache()
+        require_cache_io(cache)
+        key = self.cache_key(scope, consumer)
+        try:
+            count, started = once(key, lambda: self.hit(cache, key))
+        except NeedsIO:
+            raise
+        except Exception as exc:  # a throttle that cannot count refuses (503), never lets all through
+            if is_unavailable(exc):
+                raise
+            raise ConnectionError(f"throttle cache failed: {exc!r}") from exc
+        if count <= self.limit:
+            return None
+        retry_after = max(1, math.ceil(started + self.period - time.time()))
+        return DenyHandshake(self.status_code, self.detail, headers={"Retry-After": str(retry_after)})
+
+    def __repr__(self) -> str:
+        return f"Throttle({self.limit}/{self.period:g}s)"
+
