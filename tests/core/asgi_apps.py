@@ -11,7 +11,8 @@ from channels.routing import ProtocolTypeRouter, URLRouter
 from django.contrib.auth import get_user_model
 from django.urls import path
 
-from wsreject.auth import CredentialsMiddleware, aresolve_user, loaded_user
+from wsreject.authentication import AuthenticationFailed, BaseAuthenticator, CredentialsMiddleware, aresolve_user, authorization
+from wsreject.scope import loaded_user
 from wsreject.middleware import (
     DenialMiddleware,
     DenialMiddlewareStack,
@@ -57,13 +58,38 @@ async def sleeping_app(scope, receive, send):
     await asyncio.sleep(30)
 
 
-def token_authenticator(token: str):
-    """A TOKEN_AUTHENTICATOR without a database: "good-token" is an unsaved active user."""
-    if token == "good-token":
-        return get_user_model()(username="tokenuser", is_active=True)
-    if token == "inactive-token":
-        return get_user_model()(username="sleepy", is_active=False)
-    return None
+class FixedTokens(BaseAuthenticator):
+    """A custom authenticator without a database: ``Bearer good-token`` is an unsaved active user."""
+
+    def get_credential(self, scope):
+        found = authorization(scope)
+        return found[1] if found and found[0].lower() == "bearer" and found[1].endswith("-token") else None
+
+    def authenticate(self, scope, credential):
+        if credential == "good-token":
+            return get_user_model()(pk=10_000, username="tokenuser", is_active=True)
+        if credential == "inactive-token":
+            return get_user_model()(pk=10_001, username="sleepy", is_active=False)
+        if credential == "expired-token":
+            from wsreject.authentication import CredentialExpired
+
+            raise CredentialExpired()
+        if credential == "broken-token":
+            raise RuntimeError("secret internal state")
+        if credential == "drf-failed-token":
+            from rest_framework.exceptions import AuthenticationFailed as DRFAuthenticationFailed
+
+            raise DRFAuthenticationFailed("Token revoked")
+        if credential == "other-token":
+            return None  # not mine after all
+        raise AuthenticationFailed()
+
+
+class AsyncFixedTokens(FixedTokens):
+    """The same, written ``async def`` (wsreject awaits it)."""
+
+    async def authenticate(self, scope, credential):
+        return FixedTokens.authenticate(self, scope, credential)
 
 
 # --- stacks for the system checks (ASGI_APPLICATION points here) ----------------------------------

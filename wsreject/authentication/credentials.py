@@ -1,0 +1,229 @@
+"""Who is connecting: ``CredentialsMiddleware`` and the user it resolves only when needed.
+
+For each handshake the configured authenticators (``WSREJECT["AUTHENTICATORS"]``)
+are asked, on the event loop, whether they recognise a credential. A handshake
+that carries none gets ``AnonymousUser`` at once: no query, no thread hop.
+Otherwise ``scope["user"]`` is a lazy object that authenticates on first use —
+in a worker thread (the permission checks' own), or on the event loop when
+the answer is in a process-local cache (:func:`aresolve_user`).
+
+A refused credential (invalid, expired, an inactive user) leaves the user
+anonymous and is remembered, so the ``401`` says why ("Invalid credentials",
+"Token expired") and carries the refusing scheme's challenge. Tokens in the
+query string are never read (URLs end up in logs); browsers use single-use
+tickets instead (:mod:`wsreject.access.tickets`).
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Sequence
+from importlib import import_module
+from typing import Any
+
+from asgiref.sync import async_to_sync
+from django.conf import settings
+from django.contrib.auth.models import AnonymousUser
+from django.http.cookie import parse_cookie
+from django.utils.functional import LazyObject, SimpleLazyObject, empty
+
+from ..conf import load, wsreject_settings
+from ..denial import DenyHandshake
+from ..handshake import current_handshake
+from ..offload import io_allowed, run_off_loop_if_needed
+from ..scope import Scope, header_values, loaded_user
+from ..transport import Receive, Send
+from .base import NOT_AUTHENTICATED, AuthenticationFailed, BaseAuthenticator, CredentialExpired, authorization
+
+STATE_KEY = "wsreject.auth"
+
+Candidate = tuple[BaseAuthenticator, Any]
+
+
+class AuthState:
+    """Per-connection authentication state, shared by every copy of the scope."""
+
+    __slots__ = ("candidates", "failure", "refused_by", "external")
+
+    def __init__(self, candidates: Sequence[Candidate] = (), *, external: bool = False) -> None:
+        self.candidates = tuple(candidates)
+        self.failure: AuthenticationFailed | None = None
+        self.refused_by: BaseAuthenticator | None = None
+        self.external = external  # another middleware (Channels' AuthMiddleware) set scope["user"]
+
+    @property
+    def presented(self) -> bool:
+        """Whether the handshake carries a credential some authenticator recognised."""
+        return bool(self.candidates) or self.external
+
+    def refuse(self, authenticator: BaseAuthenticator, failure: AuthenticationFailed) -> AnonymousUser:
+        self.failure, self.refused_by = failure, authenticator
+        return AnonymousUser()
+
+
+def auth_state(scope: Scope) -> AuthState:
+    """The scope's :class:`AuthState`; a scope built without our middleware has none."""
+    state = scope.get(STATE_KEY)
+    if isinstance(state, AuthState):
+        return state
+    return AuthState(external=scope.get("user") is not None)
+
+
+def as_authentication_failure(exc: BaseException) -> AuthenticationFailed | None:
+    """``exc`` as an :class:`AuthenticationFailed` when it means "credential refused"."""
+    if isinstance(exc, AuthenticationFailed):
+        return exc
+    try:
+        from rest_framework import exceptions as drf
+    except ImportError:
+        return None
+    if isinstance(exc, (drf.AuthenticationFailed, drf.NotAuthenticated)):
+        detail = exc.detail
+        if isinstance(detail, dict):
+            detail = detail.get("detail", "")
+        return AuthenticationFailed(str(detail) or None)
+    return None
+
+
+def _call(authenticator: BaseAuthenticator, scope: Scope, credential: Any) -> Any:
+    if not io_allowed():
+        return authenticator.authenticate_without_io(scope, credential)
+    if inspect.iscoroutinefunction(authenticator.authenticate):
+        return async_to_sync(authenticator.authenticate)(scope, credential)
+    return authenticator.authenticate(scope, credential)
+
+
+def resolve_user(scope: Scope, state: AuthState) -> Any:
+    """The user for the recognised credentials; synchronous (see :mod:`wsreject.offload`)."""
+    for authenticator, credential in state.candidates:
+        try:
+            user = _call(authenticator, scope, credential)
+        except Exception as exc:
+            failure = as_authentication_failure(exc)
+            if failure is None:
+                raise
+            return state.refuse(authenticator, failure)
+        if user is None:
+            continue  # not mine after all: ask the next one
+        if not getattr(user, "is_active", False):
+            return state.refuse(authenticator, AuthenticationFailed())
+        return user
+    return AnonymousUser()
+
+
+def is_authenticated(scope: Scope) -> bool:
+    user = scope.get("user")
+    return bool(user is not None and user.is_authenticated)
+
+
+def unauthenticated(scope: Scope) -> DenyHandshake:
+    """The ``401`` for a handshake without a signed-in user, saying why."""
+    state = auth_state(scope)
+    failure, authenticator = state.failure, state.refused_by
+    if failure is None or authenticator is None:
+        return DenyHandshake(401, NOT_AUTHENTICATED, headers={"WWW-Authenticate": "Bearer"})
+    challenge = authenticator.challenge(failure) or "Bearer"
+    return DenyHandshake(401, failure.detail, headers={"WWW-Authenticate": challenge})
+
+
+def refused_without_credentials(scope: Scope) -> bool:
+    """True when nobody can be signed in: no credential at all, known without any I/O."""
+    user = loaded_user(scope)
+    return user is not None and not user.is_authenticated and not auth_state(scope).presented
+
+
+async def aresolve_user(scope: Scope) -> Any:
+    """Load ``scope["user"]`` from async code: on the event loop when cached, else one thread hop."""
+    user = scope.get("user")
+    if isinstance(user, LazyObject) and user._wrapped is empty:
+        await run_off_loop_if_needed(user._setup)
+    return loaded_user(scope)
+
+
+class UnrecognisedBearer(BaseAuthenticator):
+    """A bearer token that no configured authenticator accepts as its own: refused as
+    invalid (RFC 6750 ``invalid_token``), decided without any I/O."""
+
+    def authenticate(self, scope: Scope, credential: Any) -> Any:
+        raise AuthenticationFailed()
+
+    authenticate_without_io = authenticate
+
+
+UNRECOGNISED_BEARER = UnrecognisedBearer()
+
+
+def candidates(scope: Scope, authenticators: Sequence[BaseAuthenticator]) -> list[Candidate]:
+    """The authenticators that recognise something in this handshake, with what they read.
+
+    A well-formed ``Authorization: Bearer <token>`` that none takes as its own is
+    a refused credential ("Invalid credentials"), not an absent one: it comes
+    last, and refuses when every candidate before it said "not mine".
+    """
+    found = []
+    for authenticator in authenticators:
+        credential = authenticator.get_credential(scope)
+        if credential is not None:
+            found.append((authenticator, credential))
+    presented = authorization(scope)
+    if presented is not None and presented[0].lower() == "bearer":
+        found.append((UNRECOGNISED_BEARER, presented[1]))
+    return found
+
+
+class CredentialsMiddleware:
+    """Put ``scope["user"]`` (lazy), ``scope["session"]`` and the authentication state in the scope.
+
+    ``authenticators`` overrides ``WSREJECT["AUTHENTICATORS"]`` for what this
+    middleware wraps (instances, classes or dotted paths).
+    """
+
+    def __init__(self, inner: Any, *, authenticators: Sequence[Any] | None = None) -> None:
+        self.inner = inner
+        self.authenticators = None if authenticators is None else tuple(load(entry) for entry in authenticators)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> Any:
+        if scope["type"] != "websocket":
+            return await self.inner(scope, receive, send)
+        scope = dict(scope)
+        authenticators = self.authenticators or wsreject_settings.authenticators()
+        state = AuthState(candidates(scope, authenticators))
+        scope[STATE_KEY] = state
+        if "django.contrib.sessions" in settings.INSTALLED_APPS and "session" not in scope:
+            scope["session"] = session_store(scope)
+        if state.candidates:
+            scope["user"] = SimpleLazyObject(lambda: resolve_user(scope, state))
+        else:
+            scope["user"] = AnonymousUser()
+        handshake = current_handshake(scope)
+        if handshake is not None:
+            handshake.user = scope["user"]
+        return await self.inner(scope, receive, send)
+
+
+def session_key(scope: Scope) -> str | None:
+    """The session cookie's value, when the sessions app is installed."""
+    if "django.contrib.sessions" not in settings.INSTALLED_APPS:
+        return None
+    cookies = header_values(scope, b"cookie")
+    if not cookies:
+        return None
+    parsed = parse_cookie("; ".join(value.decode("latin-1") for value in cookies))
+    return parsed.get(settings.SESSION_COOKIE_NAME) or None
+
+
+def session_store(scope: Scope) -> Any:
+    """A session object for the cookie (or a new one); it touches the backend only when read."""
+    engine = import_module(settings.SESSION_ENGINE)
+    return engine.SessionStore(session_key(scope))
+
+
+__all__ = [
+    "AuthState",
+    "CredentialExpired",
+    "CredentialsMiddleware",
+    "aresolve_user",
+    "auth_state",
+    "is_authenticated",
+    "unauthenticated",
+]
