@@ -10,16 +10,17 @@ class WSRejectConfig(AppConfig):
     def ready(self) -> None:
         from django.db.models.signals import post_migrate
 
-        from . import checks as wsreject_checks
+        from . import checks as core_checks
+        from .access import checks as access_checks
+        from .access.declared_perms import create_declared_permissions
+        from .access.denial_log import connect_denial_log
+        from .access.invalidation import connect_receivers
         from .daphne.checks import check_daphne_order
-        from .declared_perms import create_declared_permissions
-        from .denial_log import connect_denial_log
-        from .perm_cache import connect_receivers
 
-        checks.register(wsreject_checks.check_settings)
-        checks.register(wsreject_checks.check_asgi_stack)
+        checks.register(core_checks.check_settings)
+        checks.register(core_checks.check_asgi_stack)
         checks.register(check_daphne_order)
-        checks.register(wsreject_checks.check_access_control)
+        checks.register(access_checks.check_access_control)
         connect_receivers()
         connect_denial_log()
         post_migrate.connect(create_declared_permissions, sender=self, dispatch_uid="wsreject.declared_perms")

@@ -1,16 +1,29 @@
-"""Bearer tokens for WebSocket clients; only a hash of each token is stored."""
+"""Models of the access-management side: bearer tokens and access rules.
+
+They live here, as ``wsreject.models``, where Django and the migrations look
+for them; the code that uses them is in :mod:`wsreject.access`.
+"""
+
+from __future__ import annotations
+
+from http import HTTPStatus
+from typing import Any
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils.translation import gettext_lazy as _
+
+from .access.patterns import parse_endpoint
+
+#: Longest Retry-After an access rule may send (a day).
+MAX_RETRY_AFTER = 86400
 
 
 class AccessToken(models.Model):
     """A bearer token. The secret is shown once, when issued; the database keeps its SHA-256."""
 
-    user = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="wsreject_tokens"
-    )
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="wsreject_tokens")
     name = models.CharField(_("name"), max_length=100, blank=True)
     digest = models.CharField(_("SHA-256 of the token"), max_length=64, unique=True, editable=False)
     prefix = models.CharField(_("first characters"), max_length=8, editable=False)
@@ -26,11 +39,7 @@ class AccessToken(models.Model):
 
 
 def validate_endpoint(value: str) -> None:
-    """A path pattern or route name that :func:`wsreject.rules.parse_endpoint` accepts."""
-    from django.core.exceptions import ValidationError
-
-    from .rules import parse_endpoint
-
+    """A path pattern or route name that :func:`wsreject.access.patterns.parse_endpoint` accepts."""
     try:
         parse_endpoint(value)
     except ValueError as exc:
@@ -39,10 +48,6 @@ def validate_endpoint(value: str) -> None:
 
 def validate_deny_status(value: int) -> None:
     """A client or server error status that can stand alone as a handshake answer."""
-    from http import HTTPStatus
-
-    from django.core.exceptions import ValidationError
-
     if value == 401:
         raise ValidationError(
             _("401 is sent automatically to clients without valid credentials; use 403 or 404."),
@@ -69,7 +74,9 @@ class AccessRule(models.Model):
     """Who may open WebSockets on an endpoint, changed at runtime in the admin.
 
     A rule only ever takes access away: the consumer's own checks still apply.
-    See :mod:`wsreject.rules` for matching and precedence.
+    A rule restricted to groups or permissions keeps naming them after they are
+    deleted, and then admits nobody until an admin edits it (fail closed). See
+    :mod:`wsreject.access.rules` for matching and precedence.
     """
 
     endpoint = models.CharField(
@@ -91,22 +98,20 @@ class AccessRule(models.Model):
         default=120,
         help_text=_("Sent as Retry-After while the endpoint is disabled."),
     )
-    disabled_detail = models.CharField(
-        _("message while disabled"), max_length=200, default="Down for maintenance"
-    )
+    disabled_detail = models.CharField(_("message while disabled"), max_length=200, default="Down for maintenance")
     groups = models.ManyToManyField(
         "auth.Group",
+        through="AccessRuleGroup",
         blank=True,
         related_name="wsreject_access_rules",
         verbose_name=_("allowed groups"),
-        help_text=_("If any are chosen, only members of one of them may connect (and superusers)."),
     )
     permissions = models.ManyToManyField(
         "auth.Permission",
+        through="AccessRulePermission",
         blank=True,
         related_name="wsreject_access_rules",
         verbose_name=_("required permissions"),
-        help_text=_("Permissions a user needs, all of them, on top of the consumer's own."),
     )
     deny_status = models.PositiveSmallIntegerField(
         _("status when refused"),
@@ -121,6 +126,58 @@ class AccessRule(models.Model):
         verbose_name = _("WebSocket access rule")
         verbose_name_plural = _("WebSocket access rules")
         ordering = ["endpoint"]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(deny_status__gte=400, deny_status__lte=599) & ~models.Q(deny_status=401),
+                name="wsreject_accessrule_deny_status_is_an_error",
+            ),
+            models.CheckConstraint(condition=~models.Q(endpoint=""), name="wsreject_accessrule_endpoint_not_empty"),
+            models.CheckConstraint(
+                condition=models.Q(retry_after__gte=0, retry_after__lte=MAX_RETRY_AFTER),
+                name="wsreject_accessrule_retry_after_in_range",
+            ),
+        ]
 
     def __str__(self) -> str:
         return self.endpoint
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        """Validate the fields first: an invalid rule must never be stored (whoever saves it)."""
+        self.clean_fields(exclude=["updated"])
+        if self.retry_after > MAX_RETRY_AFTER:
+            raise ValidationError({"retry_after": _("At most %(max)s seconds.") % {"max": MAX_RETRY_AFTER}})
+        super().save(*args, **kwargs)
+
+    def missing_requirements(self) -> list[str]:
+        """Groups and permissions this rule names that no longer exist (it admits nobody then)."""
+        groups = [f"group “{link.group_name}”" for link in self.group_links.all() if link.group_id is None]
+        perms = [f"permission “{link.permission_label}”" for link in self.permission_links.all() if link.permission_id is None]
+        return groups + perms
+
+
+class AccessRuleGroup(models.Model):
+    """A group an access rule admits. Deleting the group keeps the row (``group`` empty, its
+    name kept), so the rule admits nobody rather than everybody."""
+
+    rule = models.ForeignKey(AccessRule, on_delete=models.CASCADE, related_name="group_links")
+    group = models.ForeignKey("auth.Group", on_delete=models.SET_NULL, null=True, related_name="+")
+    group_name = models.CharField(_("group name when deleted"), max_length=150, blank=True)
+
+    class Meta:
+        verbose_name = _("allowed group")
+        constraints = [models.UniqueConstraint(fields=["rule", "group"], name="wsreject_accessrulegroup_unique")]
+
+
+class AccessRulePermission(models.Model):
+    """A permission an access rule requires. Deleting the permission keeps the row
+    (``permission`` empty, its label kept), so the rule admits nobody."""
+
+    rule = models.ForeignKey(AccessRule, on_delete=models.CASCADE, related_name="permission_links")
+    permission = models.ForeignKey("auth.Permission", on_delete=models.SET_NULL, null=True, related_name="+")
+    permission_label = models.CharField(_("permission when deleted"), max_length=255, blank=True)
+
+    class Meta:
+        verbose_name = _("required permission")
+        constraints = [
+            models.UniqueConstraint(fields=["rule", "permission"], name="wsreject_accessrulepermission_unique")
+        ]

@@ -15,7 +15,7 @@ from django.contrib.auth.models import Group, Permission
 
 from project.asgi import application
 from tests.helpers import bearer
-from wsreject.denial_log import denial_log
+from wsreject.access.denial_log import denial_log
 from wsreject.models import AccessRule
 from wsreject.testing import HandshakeCommunicator
 
@@ -165,7 +165,7 @@ def test_a_rule_on_the_browser_mount_answers_in_its_close_code_mode(admin_browse
         return await HandshakeCommunicator(application, "/ws/browser/rooms/lobby/", headers=headers).handshake(close_code=True)
 
     closed = async_to_sync(browser)()
-    assert (closed.via, closed.close_code, closed.reason) == ("close_code", 4503, "Back soon")
+    assert (closed.denial_mode, closed.close_code, closed.reason) == ("close_code", 4503, "Back soon")
     assert closed.json() == {"detail": "Back soon"}
 
 
@@ -188,7 +188,7 @@ def test_changelist_actions_disable_and_enable(admin_browser, demo_tokens):
 
 def test_rule_restricts_an_endpoint_to_a_group_with_its_own_status(admin_browser, demo_tokens):
     members = str(Group.objects.get(name="members").pk)
-    add_rule(admin_browser, endpoint="/ws/private/", groups=[members], deny_status="404", deny_detail="Not Found")
+    add_rule(admin_browser, endpoint="/ws/private/", allowed_groups=[members], deny_status="404", deny_detail="Not Found")
     assert connect("/ws/private/", demo_tokens["alice"]).accepted
     denied = connect("/ws/private/", demo_tokens["bob"])
     assert (denied.status_code, denied.json()) == (404, {"detail": "Not Found"})
@@ -202,7 +202,7 @@ def test_rule_restricts_an_endpoint_to_a_group_with_its_own_status(admin_browser
 
 def test_rule_requires_an_extra_permission(admin_browser, demo_tokens):
     staff_perm = Permission.objects.get(content_type__app_label="auth", codename="view_user")
-    add_rule(admin_browser, endpoint="/ws/staff/", permissions=[str(staff_perm.pk)], deny_detail="Needs view_user")
+    add_rule(admin_browser, endpoint="/ws/staff/", required_permissions=[str(staff_perm.pk)], deny_detail="Needs view_user")
     carol = demo_tokens["carol"]
     denied = connect("/ws/staff/", carol)
     assert (denied.status_code, denied.json()) == (403, {"detail": "Needs view_user"})
@@ -212,9 +212,9 @@ def test_rule_requires_an_extra_permission(admin_browser, demo_tokens):
 
 def test_most_specific_rule_answers_first(admin_browser, demo_tokens):
     members = str(Group.objects.get(name="members").pk)
-    add_rule(admin_browser, endpoint="/ws/*", groups=[members], deny_detail="Members only")
+    add_rule(admin_browser, endpoint="/ws/*", allowed_groups=[members], deny_detail="Members only")
     add_rule(
-        admin_browser, endpoint="/ws/rooms/<slug:name>/", deny_status="404", deny_detail="No rooms for you", groups=[members]
+        admin_browser, endpoint="/ws/rooms/<slug:name>/", deny_status="404", deny_detail="No rooms for you", allowed_groups=[members]
     )
     assert connect("/ws/rooms/lobby/", demo_tokens["bob"]).json() == {"detail": "No rooms for you"}
     assert connect("/ws/private/", demo_tokens["bob"]).json() == {"detail": "Members only"}

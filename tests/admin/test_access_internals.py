@@ -16,14 +16,16 @@ from django.contrib.contenttypes.models import ContentType
 from django.core.cache import caches
 from django.urls import path
 
-from wsreject import perm_cache
-from wsreject.checks import check_access_control
-from wsreject.declared_perms import create_declared_permissions, declared_permissions
+from wsreject.access import permsets, versions
+from wsreject.access.checks import check_access_control
+from wsreject.access.declared_perms import create_declared_permissions, declared_permissions
 from wsreject.denial import DenialResponse
-from wsreject.denial_log import INDEX_KEY, DenialLog, recent_denials
+from wsreject.access.denial_log import INDEX_KEY, DenialLog, recent_denials
 from wsreject.middleware import DenialMiddleware, DenialMiddlewareStack
 from wsreject.models import AccessRule
-from wsreject.rules import Endpoint, Rule, compile_rules, current_rules, load_rules, parse_endpoint
+from wsreject.access.endpoints import Endpoint
+from wsreject.access.patterns import parse_endpoint
+from wsreject.access.rules import Rule, compile_rules, current_rules, load_rules
 from wsreject.testing import HandshakeCommunicator
 
 from .conftest import connect
@@ -59,8 +61,8 @@ def test_cached_answers_equal_djangos(people):
     for name in ("alice", "bob", "root", "idle"):
         for perms in (["chat.join_room"], ["chat.join_room", "auth.view_user"], []):
             user = fresh(people[name])
-            assert perm_cache.has_perms(user, perms) == fresh(user).has_perms(perms), (name, perms)
-    assert perm_cache.has_perms(AnonymousUser(), ["chat.join_room"]) is False
+            assert permsets.has_perms(user, perms) == fresh(user).has_perms(perms), (name, perms)
+    assert permsets.has_perms(AnonymousUser(), ["chat.join_room"]) is False
 
 
 @pytest.mark.parametrize(
@@ -78,9 +80,9 @@ def test_cached_answers_equal_djangos(people):
     ],  # fmt: skip
 )
 def test_revocations_from_either_side_retire_the_cached_set(people, change):
-    assert perm_cache.has_perms(fresh(people["alice"]), ["chat.join_room"])
+    assert permsets.has_perms(fresh(people["alice"]), ["chat.join_room"])
     change(people)
-    assert not perm_cache.has_perms(fresh(people["alice"]), ["chat.join_room"])
+    assert not permsets.has_perms(fresh(people["alice"]), ["chat.join_room"])
 
 
 @pytest.mark.parametrize(
@@ -94,39 +96,39 @@ def test_revocations_from_either_side_retire_the_cached_set(people, change):
     ids=["user.user_permissions", "permission.user_set", "user.groups", "group.user_set"],
 )
 def test_grants_from_either_side_retire_the_cached_set(people, change):
-    assert not perm_cache.has_perms(fresh(people["bob"]), ["chat.join_room"])
+    assert not permsets.has_perms(fresh(people["bob"]), ["chat.join_room"])
     change(people)
-    assert perm_cache.has_perms(fresh(people["bob"]), ["chat.join_room"])
+    assert permsets.has_perms(fresh(people["bob"]), ["chat.join_room"])
 
 
 def test_warm_set_costs_no_query_and_a_login_keeps_it(people, django_assert_num_queries):
     alice = fresh(people["alice"])
-    perm_cache.has_perms(alice, ["chat.join_room"])
-    version = caches["default"].get(perm_cache.user_version_key(alice.pk))
+    permsets.has_perms(alice, ["chat.join_room"])
+    version = caches["default"].get(versions.user_version_key(alice.pk))
     alice.save(update_fields=["last_login"])  # what every login does
     with django_assert_num_queries(0):
-        assert perm_cache.has_perms(alice, ["chat.join_room"])
-    assert caches["default"].get(perm_cache.user_version_key(alice.pk)) == version
+        assert permsets.has_perms(alice, ["chat.join_room"])
+    assert caches["default"].get(versions.user_version_key(alice.pk)) == version
 
 
 def test_a_lost_version_is_a_new_version(people):
     cache = caches["default"]
-    assert perm_cache.has_perms(fresh(people["alice"]), ["chat.join_room"])
-    cache.delete(perm_cache.PERMS_VERSION_KEY)  # evicted or flushed
+    assert permsets.has_perms(fresh(people["alice"]), ["chat.join_room"])
+    cache.delete(versions.PERMS_VERSION_KEY)  # evicted or flushed
     people["members"].permissions.remove(people["join"])
-    cache.delete(perm_cache.PERMS_VERSION_KEY)  # the bump is lost too
-    assert not perm_cache.has_perms(fresh(people["alice"]), ["chat.join_room"])
+    cache.delete(versions.PERMS_VERSION_KEY)  # the bump is lost too
+    assert not permsets.has_perms(fresh(people["alice"]), ["chat.join_room"])
 
 
 def test_other_backends_are_asked_directly(people, settings, monkeypatch):
     settings.AUTHENTICATION_BACKENDS = ["django.contrib.auth.backends.ModelBackend", f"{__name__}.GrantsEverything"]
-    assert not perm_cache.backends_cacheable()
-    assert perm_cache.has_perms(fresh(people["bob"]), ["chat.join_room"])
+    assert not permsets.backends_cacheable()
+    assert permsets.has_perms(fresh(people["bob"]), ["chat.join_room"])
     # An object-only backend (django-guardian's) cannot change has_perm(perm): still cached.
-    monkeypatch.setattr(perm_cache, "OBJECT_ONLY_BACKENDS", {f"{__name__}.ObjectsOnly"})
+    monkeypatch.setattr(permsets, "OBJECT_ONLY_BACKENDS", {f"{__name__}.ObjectsOnly"})
     settings.AUTHENTICATION_BACKENDS = ["django.contrib.auth.backends.ModelBackend", f"{__name__}.ObjectsOnly"]
-    assert perm_cache.backends_cacheable()
-    assert not perm_cache.has_perms(fresh(people["bob"]), ["chat.join_room"])
+    assert permsets.backends_cacheable()
+    assert not permsets.has_perms(fresh(people["bob"]), ["chat.join_room"])
 
 
 class GrantsEverything:
@@ -159,7 +161,7 @@ def fake_endpoints(*consumers):
 
 
 def test_migrate_creates_the_permissions_consumers_require(transactional_db, monkeypatch):
-    monkeypatch.setattr("wsreject.rules.project_endpoints", lambda: fake_endpoints(ModeratorConsumer, AuditConsumer))
+    monkeypatch.setattr("wsreject.access.declared_perms.project_endpoints", lambda: fake_endpoints(ModeratorConsumer, AuditConsumer))
     assert declared_permissions() == {
         "chat.moderate_rooms": "Can moderate rooms",
         "chat.join_room": "Can join room",
@@ -212,10 +214,10 @@ def test_path_patterns(pattern, path, matches):
 def test_precedence_is_names_and_exact_paths_then_longest_prefix():
     endpoints = ["/*", "/ws/rooms/*", "/ws/rooms/lobby/", "rooms", "/ws/*"]
     compiled = compile_rules("v", tuple(Rule(pk, endpoint, True, 1, "", 403, "") for pk, endpoint in enumerate(endpoints)))
-    assert [rule.endpoint for _, rule in compiled.rules] == ["/ws/rooms/lobby/", "rooms", "/ws/rooms/*", "/ws/*", "/*"]
+    assert [item.rule.endpoint for item in compiled.rules] == ["/ws/rooms/lobby/", "rooms", "/ws/rooms/*", "/ws/*", "/*"]
 
 
-def test_rules_load_in_one_query_and_a_broken_one_is_ignored(transactional_db, django_assert_num_queries, caplog):
+def test_rules_load_in_one_query_and_a_broken_one_denies_everything(transactional_db, django_assert_num_queries, caplog):
     members = Group.objects.create(name="members")
     rule = AccessRule.objects.create(endpoint="/ws/private/")
     rule.groups.add(members)
@@ -225,8 +227,10 @@ def test_rules_load_in_one_query_and_a_broken_one_is_ignored(transactional_db, d
     with django_assert_num_queries(1):
         rules = load_rules()
     assert rules[0].group_ids == {members.pk} and rules[0].perms == {"chat.join_room", "auth.view_user"}
-    assert [rule.endpoint for _, rule in current_rules().rules] == ["/ws/private/"]
-    assert "ignored" in caplog.text
+    compiled = current_rules().rules
+    assert [(item.rule.endpoint, item.pattern is None) for item in compiled] == [("/ws/<nope:x>/", True), ("/ws/private/", False)]
+    assert "Unknown converter" in compiled[0].problem
+    assert compiled[0].covers("/ws/echo/", "echo") and compiled[0].covers("/anything/", None), "it covers everything"
 
 
 class Hello(AsyncWebsocketConsumer):
@@ -254,7 +258,7 @@ def test_a_rule_can_name_a_route(transactional_db):
     denied = async_to_sync(run)("/ws/named/")
     assert (denied.status_code, denied.json()) == (503, {"detail": "Named and closed"})
     closed = async_to_sync(run)("/ws/browser/named/", close_code=True)
-    assert (closed.via, closed.close_code) == ("close_code", 4503)
+    assert (closed.denial_mode, closed.close_code) == ("close_code", 4503)
 
 
 def test_a_rule_denial_is_logged_with_the_user(demo_tokens, caplog):
@@ -298,7 +302,7 @@ def test_recent_denials_merge_every_process(settings):
         "entries": [
             dict(
                 time=time.time() + 5, path="/ws/a/", status=403, detail="no",
-                user="-", client="-", transport="http", process="elsewhere:1",
+                user="-", client="-", denial_mode="http", process="elsewhere:1",
             )
         ],  # fmt: skip
         "counts": {403: 7},
@@ -326,9 +330,28 @@ def test_w020_process_local_cache_in_production(settings):
     assert "wsreject.W020" not in [e.id for e in check_access_control()]
 
 
-def test_e022_e023_settings(settings):
-    settings.WSREJECT = {"CACHE": "nope", "PERMISSION_CACHE_TIMEOUT": 0, "DENIAL_LOG_SIZE": -1}
-    assert sorted(e.id for e in check_access_control()) == ["wsreject.E022", "wsreject.E023", "wsreject.E023"]
+def test_e022_to_e027_settings(settings):
+    settings.WSREJECT = {
+        "CACHE": "nope",
+        "THROTTLE_CACHE": "nor-this",
+        "PERMISSION_CACHE_TIMEOUT": 0,
+        "DENIAL_LOG_SIZE": -1,
+        "MAX_STALENESS": "5",
+        "TICKET_TTL": 0,
+    }
+    ids = sorted(e.id for e in check_access_control())
+    assert ids == ["wsreject.E022", "wsreject.E022", "wsreject.E023", "wsreject.E024", "wsreject.E026", "wsreject.E027"]
+
+
+def test_w025_throttle_counters_that_other_keys_can_evict(settings):
+    local = "django.core.cache.backends.locmem.LocMemCache"
+    settings.CACHES = {"default": {"BACKEND": local}, "throttle": {"BACKEND": local, "OPTIONS": {"MAX_ENTRIES": 100_000}}}
+    settings.WSREJECT = {"THROTTLE_CACHE": "default"}
+    assert "wsreject.W025" in [e.id for e in check_access_control()], "shared with the permission sets"
+    settings.WSREJECT = {"THROTTLE_CACHE": "throttle"}
+    assert "wsreject.W025" not in [e.id for e in check_access_control()]
+    settings.CACHES = {"default": {"BACKEND": local}, "throttle": {"BACKEND": local}}
+    assert "wsreject.W025" in [e.id for e in check_access_control()], "300 entries by default"
 
 
 def test_without_its_cache_access_control_reads_the_database(demo_tokens, settings, caplog, monkeypatch):
@@ -338,7 +361,7 @@ def test_without_its_cache_access_control_reads_the_database(demo_tokens, settin
         "down": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": "redis://127.0.0.1:1/0"},
     }
     settings.WSREJECT = {**settings.WSREJECT, "CACHE": "down"}
-    monkeypatch.setattr(perm_cache, "_last_cache_warning", -60.0)
+    monkeypatch.setattr("wsreject.reporting._warned", {})
     rule = AccessRule.objects.create(endpoint="/ws/private/")
     rule.groups.add(Group.objects.get(name="members"))
     assert connect("/ws/rooms/lobby/", demo_tokens["alice"]).accepted

@@ -7,7 +7,7 @@ from django.contrib.auth import get_user_model
 
 from tests.admin.conftest import connect
 from wsreject.models import AccessToken
-from wsreject.tokens import digest
+from wsreject.access.tokens import digest
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -21,13 +21,15 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
+from ..models import AccessRule, AccessToken
 from .declared_perms import perm_names
 from .denial_log import recent_denials
+from .endpoints import Endpoint, project_endpoints
 from .forms import AccessRuleForm
-from .models import AccessRule, AccessToken
-from .perm_cache import bump_rules
-from .rules import Endpoint, load_rules, parse_endpoint, project_endpoints
-from .tokens import new_secret
+from .patterns import parse_endpoint
+from .rules import load_rules
+from .tokens import is_legacy, new_secret
+from .versions import bump_rules
 
 MAX_USERS_LISTED = 50
 
@@ -38,30 +40,44 @@ class AccessRuleAdmin(admin.ModelAdmin):
     list_display = ("endpoint", "enabled", "allowed_groups", "required_permissions", "refusal", "updated")
     list_filter = ("enabled",)
     search_fields = ("endpoint",)
-    filter_horizontal = ("groups", "permissions")
     actions = ["disable_endpoints", "enable_endpoints"]
     change_list_template = "admin/wsreject/accessrule/change_list.html"
     change_form_template = "admin/wsreject/accessrule/change_form.html"
     fieldsets = (
         (None, {"fields": ("endpoint", "enabled")}),
         (_("While disabled"), {"fields": ("retry_after", "disabled_detail")}),
-        (_("Who may connect"), {"fields": ("groups", "permissions", "deny_status", "deny_detail")}),
+        (
+            _("Who may connect"),
+            {"fields": ("allowed_groups", "required_permissions", "forget_missing", "deny_status", "deny_detail")},
+        ),
     )
 
     def get_queryset(self, request):
-        return super().get_queryset(request).prefetch_related("groups", "permissions__content_type")
+        return super().get_queryset(request).prefetch_related(
+            "group_links__group", "permission_links__permission__content_type"
+        )
 
     @admin.display(description=_("allowed groups"))
     def allowed_groups(self, rule: AccessRule) -> str:
-        return ", ".join(group.name for group in rule.groups.all()) or "—"
+        names = [link.group.name if link.group else f"⚠ deleted: {link.group_name}" for link in rule.group_links.all()]
+        return ", ".join(sorted(names)) or "—"
 
     @admin.display(description=_("required permissions"))
     def required_permissions(self, rule: AccessRule) -> str:
-        perms = (f"{p.content_type.app_label}.{p.codename}" for p in rule.permissions.all())
-        return ", ".join(sorted(perms)) or "—"
+        labels = [
+            f"{link.permission.content_type.app_label}.{link.permission.codename}"
+            if link.permission
+            else f"⚠ deleted: {link.permission_label}"
+            for link in rule.permission_links.all()
+        ]
+        return ", ".join(sorted(labels)) or "—"
 
     @admin.display(description=_("refusal"))
     def refusal(self, rule: AccessRule) -> str:
+        if any(link.group_id is None for link in rule.group_links.all()) or any(
+            link.permission_id is None for link in rule.permission_links.all()
+        ):
+            return _("everyone refused: %(missing)s no longer exists") % {"missing": ", ".join(rule.missing_requirements())}
         if not rule.enabled:
             return f"503 {rule.disabled_detail} (Retry-After: {rule.retry_after})"
         return f"{rule.deny_status} {rule.deny_detail}"
@@ -124,6 +140,7 @@ class Access:
     rules: list = field(default_factory=list)  # (rule, "all" | "some")
     closed_by: list = field(default_factory=list)
     everyone: bool = False  # anonymous clients too
+    nobody: list[str] = field(default_factory=list)  # why nobody can connect (deleted groups ...)
     users: list = field(default_factory=list)
     user_count: int = 0
     groups: list = field(default_factory=list)
@@ -169,6 +186,7 @@ def who_can_connect(endpoint: Endpoint, rules) -> Access:
         if coverage == "all":
             if not rule.enabled:
                 access.closed_by.append(rule)
+            access.nobody += [f"{rule.endpoint}: {missing}" for missing in rule.missing]
             perms |= rule.perms
             if rule.group_ids:
                 group_sets.append(rule.group_ids)
@@ -176,6 +194,8 @@ def who_can_connect(endpoint: Endpoint, rules) -> Access:
         access.requirements.append(_("signed in"))
     access.requirements += sorted(perms)
     access.requirements += [_("member of one of: %s") % ", ".join(_group_names(ids)) for ids in group_sets]
+    if access.nobody:
+        return access  # a rule names a deleted group or permission: it admits nobody
     if not (login or perms or group_sets or access.in_code):
         access.everyone = True
         return access
@@ -205,12 +225,17 @@ def _group_names(group_ids) -> list[str]:
 class AccessTokenAdmin(admin.ModelAdmin):
     """Issue and revoke bearer tokens. The secret is shown once, when issued; deleting revokes."""
 
-    list_display = ("prefix", "user", "name", "created", "expires")
+    list_display = ("prefix", "user", "name", "created", "expires", "accepted")
     list_select_related = ("user",)
     search_fields = ("prefix", "name", "user__username")
     autocomplete_fields = ("user",)
     fields = ("user", "name", "expires", "prefix", "created")
     readonly_fields = ("prefix", "created")
+
+    @admin.display(description=_("accepted"), boolean=True)
+    def accepted(self, token: AccessToken) -> bool:
+        """Tokens of wsreject 0.1 (no MAC) are no longer accepted: issue new ones."""
+        return not is_legacy(token)
 
     def has_change_permission(self, request, obj=None):
         # A token is issued or revoked, never edited (its owner must not change under it).

@@ -19,7 +19,11 @@ import logging
 from collections.abc import Iterable, Iterator
 
 from django.apps import apps as global_apps
+from django.contrib.contenttypes.management import create_contenttypes
 from django.db import DEFAULT_DB_ALIAS
+
+from ..permissions import HasPermissions
+from .endpoints import project_endpoints
 
 logger = logging.getLogger("wsreject")
 
@@ -34,8 +38,6 @@ def perm_names(value) -> tuple[str, ...]:
 
 def _class_permissions(permission) -> Iterator[str]:
     """Permission names inside a permission class or a composite of them."""
-    from .permissions import HasPermissions
-
     if isinstance(permission, HasPermissions):
         yield from permission.perms
     for operand in getattr(permission, "operands", ()) or (getattr(permission, "operand", None),):
@@ -58,8 +60,6 @@ def default_name(perm: str) -> str:
 def declared_permissions(endpoints: Iterable | None = None) -> dict[str, str]:
     """``{"app_label.codename": readable name}`` for every permission the routing requires."""
     if endpoints is None:
-        from .rules import project_endpoints
-
         endpoints = project_endpoints()
     declared: dict[str, str] = {}
     for endpoint in endpoints:
@@ -97,8 +97,6 @@ def create_declared_permissions(
     except Exception:  # the ASGI application's own import errors are reported elsewhere
         logger.warning("Declared WebSocket permissions not created: ASGI_APPLICATION does not import", exc_info=True)
         return
-    from django.contrib.contenttypes.management import create_contenttypes
-
     for perm, name in sorted(declared.items()):
         app_label, _, codename = perm.partition(".")
         try:

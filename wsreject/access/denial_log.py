@@ -25,10 +25,10 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-from .conf import wsreject_settings
-from .perm_cache import get_cache
-from .signals import connection_denied
-from .transport import client_address, known_user_id
+from ..conf import wsreject_settings
+from .versions import get_cache
+from ..signals import connection_denied
+from ..scope import client_address, known_user_id
 
 logger = logging.getLogger("wsreject")
 
@@ -47,7 +47,7 @@ class DenialEntry:
     detail: str
     user: str
     client: str
-    transport: str
+    denial_mode: str
     process: str
 
     @property
@@ -73,7 +73,7 @@ class DenialLog:
             self.counts: dict[int, int] = {}
             self.total = 0
 
-    def record(self, scope: dict[str, Any], response, transport: str) -> None:
+    def record(self, scope: dict[str, Any], response, denial_mode: str) -> None:
         size = wsreject_settings.DENIAL_LOG_SIZE
         if size <= 0:
             return
@@ -84,7 +84,7 @@ class DenialLog:
             detail=str(response.detail)[:MAX_TEXT],
             user=known_user_id(scope),
             client=client_address(scope),
-            transport=transport,
+            denial_mode=denial_mode,
             process=process_name(),
         )
         with self._lock:
@@ -142,8 +142,8 @@ class DenialLog:
 denial_log = DenialLog()
 
 
-def _record(sender, scope, response, transport, **kwargs) -> None:
-    denial_log.record(scope, response, transport)
+def _record(sender, scope, response, denial_mode, **kwargs) -> None:
+    denial_log.record(scope, response, denial_mode)
 
 
 def connect_denial_log() -> None:

@@ -1,0 +1,143 @@
+"""Versioned entries in Django's cache (``WSREJECT["CACHE"]``), and how long a change may take.
+
+Cached data (a user, their permission set, the access rules, a token's owner)
+is stored as ``(stamp, value)``, the stamp being the current value of one or
+more *version keys*:
+
+* ``wsreject:v:perms`` — bumped when what a group grants changes;
+* ``wsreject:v:user:<pk>`` — bumped when the user is saved or deleted, their
+  groups or permissions change, or one of their tokens is revoked;
+* ``wsreject:v:rules`` — bumped when an access rule (or a group or permission
+  it names) changes.
+
+A version is a random token, not a counter: an evicted or expired version comes
+back as a new token, which no stale entry can match. Bumps happen on
+``transaction.on_commit``: a reader between the write and its commit stores an
+entry under the old version, which the bump then retires.
+
+**Staleness.** Version keys expire after ``WSREJECT["MAX_STALENESS"]`` seconds
+(default 5). With a shared cache (Redis, Memcached, the database cache) a bump
+is seen by every process at its next handshake; with a process-local cache
+(the local-memory default) a change made in another process (a second worker,
+``manage.py shell``) is seen within that bound, because every process's
+versions expire and its entries are then recomputed from the database. The
+same bound caps the effect of a lost bump (``QuerySet.update()`` and raw SQL
+send no signals: call :func:`bump_user`, :func:`bump_permissions` or
+:func:`bump_rules` after them to make it immediate).
+
+**Failures.** A failing cache is an optimisation lost, not an outage: readers
+compute from the database (a WARNING at most once a minute). A database that is
+down too makes the handshake a ``503``.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+
+from django.core.cache import BaseCache, caches
+from django.core.cache.backends.dummy import DummyCache
+from django.core.cache.backends.locmem import LocMemCache
+from django.db import transaction
+
+from ..conf import wsreject_settings
+from ..offload import require_io
+from ..reporting import warn_rate_limited
+
+T = TypeVar("T")
+
+PERMS_VERSION_KEY = "wsreject:v:perms"
+RULES_VERSION_KEY = "wsreject:v:rules"
+
+
+def user_version_key(pk: object) -> str:
+    return f"wsreject:v:user:{pk}"
+
+
+def get_cache(alias: str | None = None) -> BaseCache:
+    return caches[alias or wsreject_settings.CACHE]
+
+
+def is_process_local(cache: BaseCache) -> bool:
+    """Whether reading ``cache`` never leaves the process (so it may be read on the event loop)."""
+    return isinstance(cache, (LocMemCache, DummyCache))
+
+
+def require_cache_io(cache: BaseCache) -> None:
+    """:func:`~wsreject.offload.require_io` unless ``cache`` is process-local."""
+    if not is_process_local(cache):
+        require_io()
+
+
+def version_timeout() -> float | None:
+    """How long a version key lives: the staleness bound (None: until evicted)."""
+    value = wsreject_settings.MAX_STALENESS
+    return None if value is None else float(value)
+
+
+def new_version() -> str:
+    return uuid.uuid4().hex
+
+
+def current_version(cache: BaseCache, key: str, found: dict[str, Any]) -> str:
+    """The version under ``key`` from a ``get_many`` result, created when missing."""
+    version = found.get(key)
+    if version is None:
+        version = new_version()
+        if not cache.add(key, version, timeout=version_timeout()):
+            version = cache.get(key) or version
+    return str(version)
+
+
+def cache_failed(exc: BaseException) -> None:
+    warn_rate_limited("cache", "WebSocket access cache unavailable, reading the database instead: %r", exc)
+
+
+def stamped(entry_key: str, version_keys: Sequence[str], compute: Callable[[], T]) -> T:
+    """The value cached under ``entry_key`` for the current versions, else ``compute()`` (stored).
+
+    On the event loop (see :mod:`wsreject.offload`) only a process-local cache
+    is read, and a miss raises :class:`~wsreject.offload.NeedsIO`.
+    """
+    cache = get_cache()
+    require_cache_io(cache)
+    try:
+        found = cache.get_many([*version_keys, entry_key])
+        stamp = tuple(current_version(cache, key, found) for key in version_keys)
+    except Exception as exc:  # the cache is an optimisation: its outage is not the service's
+        cache_failed(exc)
+        require_io()
+        return compute()
+    entry = found.get(entry_key)
+    if entry is not None and entry[0] == stamp:
+        return entry[1]  # type: ignore[no-any-return]
+    require_io()
+    value = compute()
+    try:
+        cache.set(entry_key, (stamp, value), timeout=wsreject_settings.PERMISSION_CACHE_TIMEOUT)
+    except Exception as exc:
+        cache_failed(exc)
+    return value
+
+
+def _bump_on_commit(key: str, using: str | None) -> None:
+    def bump() -> None:
+        get_cache().set(key, new_version(), timeout=version_timeout())
+
+    transaction.on_commit(bump, using=using, robust=True)
+
+
+def bump_user(pk: object, using: str | None = None) -> None:
+    """Retire one user's cached entries (after the current transaction commits)."""
+    _bump_on_commit(user_version_key(pk), using)
+
+
+def bump_permissions(using: str | None = None) -> None:
+    """Retire every user's cached permission sets."""
+    _bump_on_commit(PERMS_VERSION_KEY, using)
+
+
+def bump_rules(using: str | None = None) -> None:
+    """Retire the cached access rules."""
+    _bump_on_commit(RULES_VERSION_KEY, using)
