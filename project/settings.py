@@ -9,6 +9,7 @@ nothing installed. The production profile comes from the environment:
 """
 
 import os
+from datetime import timedelta
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
@@ -35,6 +36,8 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "channels",
+    "rest_framework",
+    "rest_framework.authtoken",
     "project.chat",
 ]
 
@@ -93,10 +96,21 @@ else:
 
 REDIS_URL = os.environ.get("REDIS_URL", "")
 if REDIS_URL:
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
+    CACHES = {
+        "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL},
+        # Throttle counters apart, so nothing else can evict them (check wsreject.W025).
+        "throttle": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL, "KEY_PREFIX": "throttle"},
+    }
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels_redis.core.RedisChannelLayer", "CONFIG": {"hosts": [REDIS_URL]}}}
 else:
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+    CACHES = {
+        "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+        "throttle": {
+            "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+            "LOCATION": "throttle",
+            "OPTIONS": {"MAX_ENTRIES": 100_000},
+        },
+    }
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -110,12 +124,29 @@ USE_I18N = True
 USE_TZ = True
 STATIC_URL = "static/"
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
-LOGIN_URL = "/admin/login/"
+LOGIN_URL = "/accounts/login/"
+LOGIN_REDIRECT_URL = "/"
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework_simplejwt.authentication.JWTAuthentication",
+        "rest_framework.authentication.TokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+}
+SIMPLE_JWT = {"ACCESS_TOKEN_LIFETIME": timedelta(minutes=5), "UPDATE_LAST_LOGIN": False}
 
 WSREJECT = {
-    # Every key with its default is documented in wsreject/conf.py and the README.
-    "DENIAL_MODE": "http",
-    "FALLBACK": "close",
+    # Every key with its default: docs/settings.md. The first authenticator that
+    # recognises its credential decides.
+    "AUTHENTICATORS": [
+        "wsreject.access.tickets.TicketAuthenticator",  # ?ticket=wst_... (browsers)
+        "wsreject.access.tokens.AccessTokenAuthenticator",  # Authorization: Bearer wsr_...
+        "wsreject.authentication.drf.DRFTokenAuthenticator",  # Authorization: Token <DRF key>
+        "wsreject.authentication.simplejwt.SimpleJWTAuthenticator",  # Authorization: Bearer <JWT>
+        "wsreject.authentication.SessionAuthenticator",  # the session cookie
+    ],
+    "THROTTLE_CACHE": "throttle",
 }
 
 LOGGING = {

@@ -7,7 +7,8 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer, AsyncWebsocke
 
 from wsreject import DenialResponse, DenyHandshake, DenyWithResponse
 from wsreject.consumers import AuthorizedConsumer
-from wsreject.permissions import BasePermission, IsStaff, Throttle
+from wsreject.permissions import BasePermission, IsStaff
+from wsreject.throttling import Throttle
 
 from .models import Room
 
