@@ -45,5 +45,6 @@ def run_probe_process(*args: str, env: dict[str, str] | None = None, timeout: fl
         capture_output=True,
         text=True,
         timeout=timeout,
+        check=False,
     )
     return Run(result.returncode, result.stdout, result.stderr)

@@ -16,12 +16,14 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import select
 import socket
 import ssl
 import struct
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Self
 
 WS_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 THREAD_TIMEOUT = 10.0
@@ -151,31 +153,32 @@ class ScriptedServer:
         self._error: BaseException | None = None
         self.connections = 0
 
-    def __enter__(self) -> ScriptedServer:
+    def __enter__(self) -> Self:
         self.listener = socket.socket(self.family, socket.SOCK_STREAM)
         self.listener.bind((self.host, 0))
         self.listener.listen(1)
-        self.listener.settimeout(THREAD_TIMEOUT)
+        self._wake_reader, self._wake_writer = socket.socketpair()
         self.port = self.listener.getsockname()[1]
         self.thread = threading.Thread(target=self._serve, daemon=True)
         self.thread.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.listener.close()
+        self._wake_writer.send(b"x")  # ends a wait for a connection that never came
         self.thread.join(THREAD_TIMEOUT)
+        for sock in (self.listener, self._wake_reader, self._wake_writer):
+            sock.close()
 
     def url(self, path: str = "/", scheme: str = "ws") -> str:
         host = self.host if self.family == socket.AF_INET else f"[{self.host}]"
         return f"{scheme}://{host}:{self.port}{path}"
 
     def _serve(self) -> None:
-        try:
-            conn, _ = self.listener.accept()
-        except OSError as exc:
-            self._error = exc
+        ready, _, _ = select.select([self.listener, self._wake_reader], [], [], THREAD_TIMEOUT)
+        if self.listener not in ready:
             self._done.set()
             return
+        conn, _ = self.listener.accept()
         self.connections += 1
         try:
             if self.tls is not None:

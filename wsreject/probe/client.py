@@ -200,7 +200,8 @@ def _connect(host: str, port: int, tls: bool, insecure: bool, deadline: float, t
         return context.wrap_socket(sock, server_hostname=host)
     except ssl.SSLCertVerificationError as exc:
         sock.close()
-        raise ProbeFailure(f"TLS with {where}: {exc.verify_message or exc.reason} (--insecure skips verification)") from None
+        reason = exc.verify_message or exc.reason
+        raise ProbeFailure(f"TLS with {where}: certificate verification failed: {reason} (--insecure skips it)") from None
     except ssl.SSLError as exc:
         sock.close()
         raise ProbeFailure(f"TLS with {where} failed: {exc.reason or exc}") from None

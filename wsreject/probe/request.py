@@ -112,7 +112,7 @@ def parse_header(option: str) -> tuple[str, str]:
     reserved = _PROBE_HEADERS.get(name.lower())
     if reserved:
         raise UsageError(f"{name}: {reserved}")
-    return name, check_value(f"header {name}", value.strip())
+    return name, check_value(f"header {name}", value).strip(" \t")
 
 
 def parse_cookie(option: str) -> tuple[str, str]:
@@ -122,9 +122,10 @@ def parse_cookie(option: str) -> tuple[str, str]:
     if not equals or not _TOKEN.fullmatch(name):
         raise UsageError("expected 'name=value' with a token as the name")
     check_value(f"cookie {name}", value)
-    if ";" in value or " " in value.strip():
+    value = value.strip(" \t")
+    if ";" in value or " " in value:
         raise UsageError(f"cookie {name}: the value contains ';' or a space")
-    return name, value.strip()
+    return name, value
 
 
 def check_subprotocol(name: str) -> str:
