@@ -487,3 +487,9 @@ def test_short_secrets_show_nothing() -> None:
         run = run_probe(server.url("/"), "--json", "-H", "Authorization: Basic YTpi")
     assert "Authorization: Basic …" in json.loads(run.out)["request"]
     assert "YTpi" not in run.out
+
+
+def test_verbosity_0_prints_the_summary_only() -> None:
+    with ScriptedServer(send(DENIAL_401)) as server:
+        run = run_probe(server.url("/"), "-v", "0")
+    assert (run.code, run.out, run.err) == (1, "denied: HTTP 401 Unauthorized\n", "")

@@ -105,7 +105,10 @@ class Command(BaseCommand):
             sys.exit(self.exit_code)
 
     def handle(self, *args: Any, **options: Any) -> None:
-        """Probe; report on stdout (failures on stderr too); leave the exit status in ``exit_code``."""
+        """Probe; report on stdout (failures on stderr too); leave the exit status in ``exit_code``.
+
+        ``-v 0``: only the report's first line; ``-v 2``: the request head too (on stderr, masked).
+        """
         request = UpgradeRequest(
             options["url"],
             headers=options["headers"],
@@ -129,5 +132,9 @@ class Command(BaseCommand):
             self.stderr.write(f"wsreject_probe: {failure}")
             self.exit_code = FAILURE
             return
-        self.stdout.write(render_json(outcome, request.describe()) if options["json"] else render_text(outcome))
+        if options["json"]:
+            self.stdout.write(render_json(outcome, request.describe()))
+        else:
+            report = render_text(outcome)
+            self.stdout.write(report if options["verbosity"] >= 1 else report.splitlines()[0])
         self.exit_code = outcome.exit_code
