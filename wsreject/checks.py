@@ -169,16 +169,16 @@ def check_asgi_stack(app_configs: Any = None, **kwargs: Any) -> list[CheckMessag
                     id="wsreject.E010",
                 )
             )
-        if isinstance(app, PermissionMiddleware) and not any(isinstance(o, CredentialsMiddleware) for o in outer):
-            if not any(type(o).__name__ == "AuthMiddleware" for o in outer):
-                errors.append(
-                    Warning(
-                        f"PermissionMiddleware in {path} has no CredentialsMiddleware (or Channels' "
-                        "AuthMiddleware) outside it: every handshake will be anonymous.",
-                        hint="Put it inside DenialMiddlewareStack().",
-                        id="wsreject.W011",
-                    )
+        credentials = any(isinstance(o, CredentialsMiddleware) or type(o).__name__ == "AuthMiddleware" for o in outer)
+        if isinstance(app, PermissionMiddleware) and not credentials:
+            errors.append(
+                Warning(
+                    f"PermissionMiddleware in {path} has no CredentialsMiddleware (or Channels' "
+                    "AuthMiddleware) outside it: every handshake will be anonymous.",
+                    hint="Put it inside DenialMiddlewareStack().",
+                    id="wsreject.W011",
                 )
+            )
         if isinstance(app, DenialMiddleware) and any(_is_origin_validator(o) for o in outer):
             errors.append(
                 Warning(

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any, Union
+from typing import Any
 
 from django.core.exceptions import PermissionDenied, SuspiciousOperation
 from django.db import InterfaceError, OperationalError
@@ -42,7 +42,7 @@ from .reporting import warn_rate_limited
 
 logger = logging.getLogger("wsreject")
 
-HeaderInput = Union[Mapping[Any, Any], Iterable[tuple[Any, Any]], None]
+HeaderInput = Mapping[Any, Any] | Iterable[tuple[Any, Any]] | None
 Scope = dict[str, Any]
 ExceptionHandler = Callable[[BaseException, Scope], "DenialResponse | None"]
 
@@ -117,7 +117,7 @@ class DenialResponse:
     the reason phrase); it is never put on the wire in HTTP mode.
     """
 
-    __slots__ = ("status_code", "headers", "body", "detail", "media_type")
+    __slots__ = ("body", "detail", "headers", "media_type", "status_code")
 
     def __init__(
         self,

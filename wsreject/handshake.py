@@ -11,6 +11,7 @@ request was routed to.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -28,14 +29,14 @@ class Handshake:
     __slots__ = (
         "_receive",
         "_send",
-        "connect_received",
         "accepted",
         "closed",
-        "responded",
-        "on_decided",
+        "connect_received",
         "denial_mode",
-        "exception_handler",
         "endpoint",
+        "exception_handler",
+        "on_decided",
+        "responded",
         "user",
     )
 
@@ -96,10 +97,8 @@ class Handshake:
         elif self.accepted and not self.closed:
             logger.error("Unhandled error after accept; closing with 1011", exc_info=exc)
             self.closed = True
-            try:
+            with contextlib.suppress(OSError):
                 await self._send({"type": "websocket.close", "code": 1011})
-            except OSError:
-                pass
         else:
             logger.error("Unhandled error after the handshake was answered", exc_info=exc)
 

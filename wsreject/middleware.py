@@ -160,12 +160,12 @@ class PermissionMiddleware:
         return await self.inner(scope, receive, send)
 
 
-def LoginRequiredMiddleware(inner: Any) -> PermissionMiddleware:  # noqa: N802 - reads like a class, as AuthMiddlewareStack does
+def LoginRequiredMiddleware(inner: Any) -> PermissionMiddleware:
     """401 (with the challenge of the refused credential) for anonymous handshakes."""
     return PermissionMiddleware(inner, IsAuthenticated)
 
 
-def PermissionRequiredMiddleware(inner: Any, perms: str | list[str] | tuple[str, ...], *, detail: str | None = None) -> PermissionMiddleware:  # noqa: N802
+def PermissionRequiredMiddleware(inner: Any, perms: str | list[str] | tuple[str, ...], *, detail: str | None = None) -> PermissionMiddleware:
     """401 for anonymous handshakes, 403 unless the user holds every permission in ``perms``."""
     return PermissionMiddleware(inner, IsAuthenticated, HasPermissions(perms, detail=detail))
 
@@ -192,7 +192,7 @@ class RouteNotFoundMiddleware:
         return await self.inner(scope, receive, send)
 
 
-def DenialMiddlewareStack(  # noqa: N802 - reads like a class, as AuthMiddlewareStack does
+def DenialMiddlewareStack(
     inner: Any,
     *,
     allowed_origins: list[str] | None = None,

@@ -7,7 +7,7 @@ for them; the code that uses them is in :mod:`wsreject.access`.
 from __future__ import annotations
 
 from http import HTTPStatus
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -15,6 +15,9 @@ from django.db import models
 from django.utils.translation import gettext_lazy as _
 
 from .access.patterns import parse_endpoint
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import Group, Permission
 
 #: Longest Retry-After an access rule may send (a day).
 MAX_RETRY_AFTER = 86400
@@ -99,14 +102,14 @@ class AccessRule(models.Model):
         help_text=_("Sent as Retry-After while the endpoint is disabled."),
     )
     disabled_detail = models.CharField(_("message while disabled"), max_length=200, default="Down for maintenance")
-    groups = models.ManyToManyField(
+    groups: models.ManyToManyField[Group, AccessRuleGroup] = models.ManyToManyField(
         "auth.Group",
         through="AccessRuleGroup",
         blank=True,
         related_name="wsreject_access_rules",
         verbose_name=_("allowed groups"),
     )
-    permissions = models.ManyToManyField(
+    permissions: models.ManyToManyField[Permission, AccessRulePermission] = models.ManyToManyField(
         "auth.Permission",
         through="AccessRulePermission",
         blank=True,
@@ -167,6 +170,9 @@ class AccessRuleGroup(models.Model):
         verbose_name = _("allowed group")
         constraints = [models.UniqueConstraint(fields=["rule", "group"], name="wsreject_accessrulegroup_unique")]
 
+    def __str__(self) -> str:
+        return self.group.name if self.group is not None else f"deleted group “{self.group_name}”"
+
 
 class AccessRulePermission(models.Model):
     """A permission an access rule requires. Deleting the permission keeps the row
@@ -181,3 +187,6 @@ class AccessRulePermission(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["rule", "permission"], name="wsreject_accessrulepermission_unique")
         ]
+
+    def __str__(self) -> str:
+        return str(self.permission) if self.permission is not None else f"deleted permission “{self.permission_label}”"

@@ -64,7 +64,4 @@ def is_allowed(origin: Origin, allowed_origins: list[str] | tuple[str, ...] | No
             hosts = [".localhost", "127.0.0.1", "[::1]"]  # as Django's HttpRequest.get_host()
         host = f"[{origin.host}]" if ":" in origin.host else origin.host
         return validate_host(host, hosts)
-    for entry in allowed_origins:
-        if entry == "*" or origin_matches(origin, parse_allowed(entry)):
-            return True
-    return False
+    return any(entry == "*" or origin_matches(origin, parse_allowed(entry)) for entry in allowed_origins)

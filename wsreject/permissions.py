@@ -38,19 +38,19 @@ class _PermissionMeta(type):
     """Lets classes compose too: ``IsAuthenticated & IsStaff``."""
 
     def __and__(cls, other: Any) -> AllOf:
-        return cls() & other
+        return AllOf(cls, other)
 
-    def __or__(cls, other: Any) -> AnyOf:
-        return cls() | other
+    def __or__(cls, other: Any) -> AnyOf:  # type: ignore[override]  # type.__or__ builds unions; ours composes
+        return AnyOf(cls, other)
 
     def __rand__(cls, other: Any) -> AllOf:
-        return as_permission(other) & cls()
+        return AllOf(other, cls)
 
-    def __ror__(cls, other: Any) -> AnyOf:
-        return as_permission(other) | cls()
+    def __ror__(cls, other: Any) -> AnyOf:  # type: ignore[override]
+        return AnyOf(other, cls)
 
     def __invert__(cls) -> Not:
-        return ~cls()
+        return Not(cls)
 
 
 class BasePermission(metaclass=_PermissionMeta):

@@ -26,7 +26,7 @@ def header_values(scope: Scope, name: bytes) -> list[bytes]:
 def loaded_user(scope: Scope) -> Any:
     """``scope["user"]`` if it is loaded already, else None (never triggers a query)."""
     user = scope.get("user")
-    if isinstance(user, LazyObject) and user._wrapped is empty:
+    if isinstance(user, LazyObject) and getattr(user, "_wrapped", empty) is empty:
         return None
     return user
 

@@ -71,7 +71,7 @@ class HandshakeCommunicator(WebsocketCommunicator):
 
     def __init__(
         self,
-        application,
+        application: Any,
         path: str,
         headers: list[tuple[bytes, bytes]] | None = None,
         subprotocols: list[str] | None = None,
@@ -128,7 +128,9 @@ class HandshakeCommunicator(WebsocketCommunicator):
             return Denied(code - 4000, body=body, denial_mode="close_code", close_code=code, reason=close.get("reason", ""))
         return accepted
 
-    async def receive_output(self, timeout: float = 1):
-        if getattr(self, "_pushback", None):
-            return self._pushback.pop(0)
-        return await super().receive_output(timeout)
+    async def receive_output(self, timeout: float = 1) -> dict[str, Any]:
+        pushback: list[dict[str, Any]] = getattr(self, "_pushback", None) or []
+        if pushback:
+            return pushback.pop(0)
+        message: dict[str, Any] = await super().receive_output(timeout)
+        return message

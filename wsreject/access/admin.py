@@ -7,17 +7,21 @@ Either takes effect at the next handshake, in every process sharing the cache.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 from django.contrib import admin, messages
 from django.contrib.auth import get_user_model
 from django.contrib.auth.backends import ModelBackend
 from django.contrib.auth.models import Group
 from django.core.exceptions import PermissionDenied
-from django.db.models import Q
+from django.db.models import Q, QuerySet
+from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
-from django.urls import path
+from django.urls import URLPattern, path
 from django.utils import timezone
+from django.utils.functional import Promise
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
@@ -27,15 +31,24 @@ from .denial_log import recent_denials
 from .endpoints import Endpoint, project_endpoints
 from .forms import AccessRuleForm
 from .patterns import parse_endpoint
-from .rules import load_rules
+from .rules import Rule, load_rules
 from .tokens import is_legacy, new_secret
 from .versions import bump_rules
 
 MAX_USERS_LISTED = 50
 
+StrOrPromise = str | Promise
+
+# ModelAdmin is generic for the type checker only (django-stubs), not at run time.
+if TYPE_CHECKING:
+    RuleAdminBase = admin.ModelAdmin[AccessRule]
+    TokenAdminBase = admin.ModelAdmin[AccessToken]
+else:
+    RuleAdminBase = TokenAdminBase = admin.ModelAdmin
+
 
 @admin.register(AccessRule)
-class AccessRuleAdmin(admin.ModelAdmin):
+class AccessRuleAdmin(RuleAdminBase):
     form = AccessRuleForm
     list_display = ("endpoint", "enabled", "allowed_groups", "required_permissions", "refusal", "updated")
     list_filter = ("enabled",)
@@ -52,7 +65,7 @@ class AccessRuleAdmin(admin.ModelAdmin):
         ),
     )
 
-    def get_queryset(self, request):
+    def get_queryset(self, request: HttpRequest) -> QuerySet[AccessRule]:
         return super().get_queryset(request).prefetch_related(
             "group_links__group", "permission_links__permission__content_type"
         )
@@ -82,21 +95,21 @@ class AccessRuleAdmin(admin.ModelAdmin):
             return f"503 {rule.disabled_detail} (Retry-After: {rule.retry_after})"
         return f"{rule.deny_status} {rule.deny_detail}"
 
-    def _set_enabled(self, request, queryset, enabled: bool) -> None:
+    def _set_enabled(self, request: HttpRequest, queryset: QuerySet[AccessRule], enabled: bool) -> None:
         count = queryset.update(enabled=enabled, updated=timezone.now())
         bump_rules(queryset.db)  # update() sends no signals
         message = ngettext("%d endpoint %s.", "%d endpoints %s.", count)
         self.message_user(request, message % (count, _("enabled") if enabled else _("disabled")), messages.SUCCESS)
 
     @admin.action(description=_("Disable selected endpoints (503)"), permissions=["change"])
-    def disable_endpoints(self, request, queryset):
+    def disable_endpoints(self, request: HttpRequest, queryset: QuerySet[AccessRule]) -> None:
         self._set_enabled(request, queryset, False)
 
     @admin.action(description=_("Enable selected endpoints"), permissions=["change"])
-    def enable_endpoints(self, request, queryset):
+    def enable_endpoints(self, request: HttpRequest, queryset: QuerySet[AccessRule]) -> None:
         self._set_enabled(request, queryset, True)
 
-    def get_urls(self):
+    def get_urls(self) -> list[URLPattern]:
         view = self.admin_site.admin_view
         return [
             path("endpoints/", view(self.endpoints_view), name="wsreject_accessrule_endpoints"),
@@ -104,7 +117,7 @@ class AccessRuleAdmin(admin.ModelAdmin):
             *super().get_urls(),
         ]
 
-    def _page(self, request, template: str, title: str, **context) -> TemplateResponse:
+    def _page(self, request: HttpRequest, template: str, title: StrOrPromise, **context: Any) -> TemplateResponse:
         if not self.has_view_permission(request):
             raise PermissionDenied
         return TemplateResponse(
@@ -113,17 +126,23 @@ class AccessRuleAdmin(admin.ModelAdmin):
             {**self.admin_site.each_context(request), "opts": self.opts, "title": title, **context},
         )
 
-    def endpoints_view(self, request):
+    def endpoints_view(self, request: HttpRequest) -> TemplateResponse:
         """Per endpoint: what it requires and which users and groups can connect."""
         rules = load_rules()
         rows = [who_can_connect(endpoint, rules) for endpoint in project_endpoints()]
         return self._page(request, "admin/wsreject/endpoints.html", _("Who can connect"), rows=rows)
 
-    def denials_view(self, request):
+    def denials_view(self, request: HttpRequest) -> TemplateResponse:
         """The recent denials of every process sharing the cache (read-only)."""
         return self._page(request, "admin/wsreject/denials.html", _("Recent WebSocket denials"), log=recent_denials())
 
-    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+    def changeform_view(
+        self,
+        request: HttpRequest,
+        object_id: str | None = None,
+        form_url: str = "",
+        extra_context: dict[str, Any] | None = None,
+    ) -> HttpResponse:
         extra_context = {**(extra_context or {}), "known_endpoints": project_endpoints()}
         return super().changeform_view(request, object_id, form_url, extra_context)
 
@@ -136,18 +155,18 @@ class Access:
     """What the admin shows for one endpoint."""
 
     endpoint: Endpoint
-    requirements: list[str] = field(default_factory=list)
-    rules: list = field(default_factory=list)  # (rule, "all" | "some")
-    closed_by: list = field(default_factory=list)
+    requirements: list[StrOrPromise] = field(default_factory=list)
+    rules: list[tuple[Rule, str]] = field(default_factory=list)  # (rule, "all" | "some")
+    closed_by: list[Rule] = field(default_factory=list)
     everyone: bool = False  # anonymous clients too
     nobody: list[str] = field(default_factory=list)  # why nobody can connect (deleted groups ...)
-    users: list = field(default_factory=list)
+    users: list[Any] = field(default_factory=list)
     user_count: int = 0
-    groups: list = field(default_factory=list)
-    in_code: list[str] = field(default_factory=list)  # checks only the code can answer
+    groups: list[Group] = field(default_factory=list)
+    in_code: list[StrOrPromise] = field(default_factory=list)  # checks only the code can answer
 
 
-def rule_coverage(rule, endpoint: Endpoint) -> str | None:
+def rule_coverage(rule: Rule, endpoint: Endpoint) -> str | None:
     """Whether ``rule`` covers every handshake of ``endpoint`` ("all"), some of them, or none."""
     try:
         pattern = parse_endpoint(rule.endpoint)
@@ -162,7 +181,7 @@ def rule_coverage(rule, endpoint: Endpoint) -> str | None:
     return None
 
 
-def who_can_connect(endpoint: Endpoint, rules) -> Access:
+def who_can_connect(endpoint: Endpoint, rules: Iterable[Rule]) -> Access:
     """Who passes the consumer's declared checks and the rules covering all of ``endpoint``.
 
     Users and groups are found through Django's permission tables (superusers
@@ -217,12 +236,12 @@ def who_can_connect(endpoint: Endpoint, rules) -> Access:
     return access
 
 
-def _group_names(group_ids) -> list[str]:
+def _group_names(group_ids: Iterable[int]) -> list[str]:
     return sorted(Group.objects.filter(pk__in=group_ids).values_list("name", flat=True))
 
 
 @admin.register(AccessToken)
-class AccessTokenAdmin(admin.ModelAdmin):
+class AccessTokenAdmin(TokenAdminBase):
     """Issue and revoke bearer tokens. The secret is shown once, when issued; deleting revokes."""
 
     list_display = ("prefix", "user", "name", "created", "expires", "accepted")
@@ -237,11 +256,11 @@ class AccessTokenAdmin(admin.ModelAdmin):
         """Tokens of wsreject 0.1 (no MAC) are no longer accepted: issue new ones."""
         return not is_legacy(token)
 
-    def has_change_permission(self, request, obj=None):
+    def has_change_permission(self, request: HttpRequest, obj: AccessToken | None = None) -> bool:
         # A token is issued or revoked, never edited (its owner must not change under it).
         return obj is None and super().has_change_permission(request, obj)
 
-    def save_model(self, request, obj, form, change):
+    def save_model(self, request: HttpRequest, obj: AccessToken, form: Any, change: bool) -> None:
         if change:
             raise PermissionDenied("Tokens cannot be edited; revoke and issue a new one.")
         secret, obj.digest, obj.prefix = new_secret()

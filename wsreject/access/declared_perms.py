@@ -17,26 +17,29 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Iterator
+from typing import Any
 
+from django.apps import AppConfig
 from django.apps import apps as global_apps
+from django.apps.registry import Apps
 from django.contrib.contenttypes.management import create_contenttypes
 from django.db import DEFAULT_DB_ALIAS
 
 from ..permissions import HasPermissions
-from .endpoints import project_endpoints
+from .endpoints import Endpoint, project_endpoints
 
 logger = logging.getLogger("wsreject")
 
 NAME_MAX_LENGTH = 255
 
 
-def perm_names(value) -> tuple[str, ...]:
+def perm_names(value: Any) -> tuple[str, ...]:
     if not value:
         return ()
     return (value,) if isinstance(value, str) else tuple(value)
 
 
-def _class_permissions(permission) -> Iterator[str]:
+def _class_permissions(permission: Any) -> Iterator[str]:
     """Permission names inside a permission class or a composite of them."""
     if isinstance(permission, HasPermissions):
         yield from permission.perms
@@ -45,7 +48,7 @@ def _class_permissions(permission) -> Iterator[str]:
             yield from _class_permissions(operand)
 
 
-def consumer_permissions(consumer_class) -> Iterator[str]:
+def consumer_permissions(consumer_class: Any) -> Iterator[str]:
     """Every permission name a consumer class requires, as declared on the class."""
     yield from perm_names(getattr(consumer_class, "permission_required", None))
     yield from perm_names(getattr(consumer_class, "object_permission_required", None))
@@ -57,7 +60,7 @@ def default_name(perm: str) -> str:
     return ("Can " + perm.partition(".")[2].replace("_", " "))[:NAME_MAX_LENGTH]
 
 
-def declared_permissions(endpoints: Iterable | None = None) -> dict[str, str]:
+def declared_permissions(endpoints: Iterable[Endpoint] | None = None) -> dict[str, str]:
     """``{"app_label.codename": readable name}`` for every permission the routing requires."""
     if endpoints is None:
         endpoints = project_endpoints()
@@ -71,9 +74,9 @@ def declared_permissions(endpoints: Iterable | None = None) -> dict[str, str]:
     return declared
 
 
-def _model_codenames(app_config) -> set[str]:
+def _model_codenames(app_config: AppConfig) -> set[str]:
     """Codenames Django itself creates for the app's models (defaults and Meta.permissions)."""
-    codenames = set()
+    codenames: set[str] = set()
     for model in app_config.get_models():
         opts = model._meta
         codenames.update(f"{action}_{opts.model_name}" for action in opts.default_permissions)
@@ -82,7 +85,11 @@ def _model_codenames(app_config) -> set[str]:
 
 
 def create_declared_permissions(
-    app_config=None, verbosity=1, using=DEFAULT_DB_ALIAS, apps=global_apps, **kwargs
+    app_config: AppConfig | None = None,
+    verbosity: int = 1,
+    using: str = DEFAULT_DB_ALIAS,
+    apps: Apps = global_apps,
+    **kwargs: Any,
 ) -> None:
     """``post_migrate`` receiver: create the declared permissions that are missing."""
     if not all(global_apps.is_installed(app) for app in ("django.contrib.auth", "django.contrib.contenttypes")):
@@ -107,7 +114,7 @@ def create_declared_permissions(
             continue  # Django's create_permissions owns it
         if permission_model.objects.using(using).filter(content_type__app_label=app_label, codename=codename).exists():
             continue
-        models = sorted(target.get_models(), key=lambda model: model._meta.model_name)
+        models = sorted(target.get_models(), key=lambda model: model._meta.model_name or "")
         if models:
             create_contenttypes(target, verbosity=0, using=using, apps=global_apps)
             model_name = models[0]._meta.model_name
@@ -116,4 +123,4 @@ def create_declared_permissions(
         content_type, _ = content_type_model.objects.using(using).get_or_create(app_label=app_label, model=model_name)
         permission_model.objects.using(using).create(content_type=content_type, codename=codename, name=name)
         if verbosity >= 2:
-            print(f"Adding permission '{perm}' ({name}) required by a WebSocket consumer")
+            logger.info("Adding permission %r (%s) required by a WebSocket consumer", perm, name)

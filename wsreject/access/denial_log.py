@@ -15,6 +15,7 @@ entries, the counts all of them. Nothing is written to the database; the
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import socket
@@ -22,13 +23,14 @@ import threading
 import time
 from collections import deque
 from dataclasses import asdict, dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from ..conf import wsreject_settings
-from .versions import get_cache
-from ..signals import connection_denied
+from ..denial import DenialResponse
 from ..scope import client_address, known_user_id
+from ..signals import connection_denied
+from .versions import get_cache
 
 logger = logging.getLogger("wsreject")
 
@@ -52,7 +54,7 @@ class DenialEntry:
 
     @property
     def when(self) -> datetime:
-        return datetime.fromtimestamp(self.time, tz=timezone.utc)
+        return datetime.fromtimestamp(self.time, tz=UTC)
 
 
 def process_name() -> str:
@@ -73,7 +75,7 @@ class DenialLog:
             self.counts: dict[int, int] = {}
             self.total = 0
 
-    def record(self, scope: dict[str, Any], response, denial_mode: str) -> None:
+    def record(self, scope: dict[str, Any], response: DenialResponse, denial_mode: str) -> None:
         size = wsreject_settings.DENIAL_LOG_SIZE
         if size <= 0:
             return
@@ -115,12 +117,10 @@ class DenialLog:
         self._flush_loop = loop
         loop.call_later(FLUSH_INTERVAL, self._start_flush, loop)
 
-    def _start_flush(self, loop) -> None:
+    def _start_flush(self, loop: asyncio.AbstractEventLoop) -> None:
         self._flush_loop = None
-        try:
+        with contextlib.suppress(RuntimeError):  # the loop is shutting down
             loop.run_in_executor(None, self.flush)
-        except RuntimeError:  # the loop is shutting down
-            pass
 
     def flush(self) -> None:
         """Copy the snapshot into the cache (from a worker thread); errors are logged."""
@@ -142,7 +142,7 @@ class DenialLog:
 denial_log = DenialLog()
 
 
-def _record(sender, scope, response, denial_mode, **kwargs) -> None:
+def _record(sender: Any, scope: dict[str, Any], response: DenialResponse, denial_mode: str, **kwargs: Any) -> None:
     denial_log.record(scope, response, denial_mode)
 
 

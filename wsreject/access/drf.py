@@ -29,7 +29,7 @@ class WebSocketTicketView(APIView):
 
     def post(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         try:
-            data = ticket_request(request, request.data)  # type: ignore[arg-type]
+            data = ticket_request(request, request.data)
         except ValueError as exc:
             raise ValidationError({"detail": str(exc)}) from None
         response = Response(data)

@@ -97,9 +97,9 @@ def connect_receivers() -> None:
         post_delete.connect(_auth_object_changed, sender=model, dispatch_uid=f"{uid}{model.__name__}.deleted")
     pre_delete.connect(_group_deleting, sender=Group, dispatch_uid=uid + "group_deleting")
     pre_delete.connect(_permission_deleting, sender=Permission, dispatch_uid=uid + "permission_deleting")
-    for model in (AccessRule, AccessRuleGroup, AccessRulePermission):
-        post_save.connect(_rule_changed, sender=model, dispatch_uid=f"{uid}{model.__name__}.saved")
-        post_delete.connect(_rule_changed, sender=model, dispatch_uid=f"{uid}{model.__name__}.deleted")
+    for rule_model in (AccessRule, AccessRuleGroup, AccessRulePermission):
+        post_save.connect(_rule_changed, sender=rule_model, dispatch_uid=f"{uid}{rule_model.__name__}.saved")
+        post_delete.connect(_rule_changed, sender=rule_model, dispatch_uid=f"{uid}{rule_model.__name__}.deleted")
     for through in (AccessRule.groups.through, AccessRule.permissions.through):
         m2m_changed.connect(_rule_changed, sender=through, dispatch_uid=f"{uid}{through.__name__}.m2m")
     post_save.connect(_token_changed, sender=AccessToken, dispatch_uid=uid + "token_saved")

@@ -31,9 +31,9 @@ from typing import Any
 from ..authentication import is_authenticated, unauthenticated
 from ..conf import wsreject_settings
 from ..denial import UNAVAILABLE_RETRY_AFTER, DenyHandshake, validate_status
+from ..models import AccessRule
 from ..offload import require_io, run_off_loop_if_needed
 from ..reporting import warn_rate_limited
-from ..models import AccessRule
 from ..scope import Scope
 from .patterns import EndpointPattern, parse_endpoint
 from .permsets import group_ids, has_perms
@@ -42,6 +42,7 @@ from .versions import RULES_VERSION_KEY, cache_failed, current_version, get_cach
 logger = logging.getLogger("wsreject")
 
 RULES_KEY = "wsreject:rules:2"  # the number changes with the fields of Rule
+RULE_FIELDS = ("pk", "endpoint", "enabled", "retry_after", "disabled_detail", "deny_status", "deny_detail")
 BROKEN_DETAIL = "Service Unavailable"
 
 
@@ -115,7 +116,7 @@ class RuleSet:
 def load_rules() -> tuple[Rule, ...]:
     """Every rule from the database, in one query (rules, their groups and permissions joined)."""
     require_io()
-    fields = ("pk", "endpoint", "enabled", "retry_after", "disabled_detail", "deny_status", "deny_detail")
+    fields = ("pk", *RULE_FIELDS[1:])
     links = (
         "group_links__id",
         "group_links__group_id",
@@ -128,7 +129,7 @@ def load_rules() -> tuple[Rule, ...]:
     )
     rules: dict[int, tuple[tuple[Any, ...], set[int], set[str], set[str]]] = {}
     for row in AccessRule.objects.order_by("pk").values_list(*fields, *links):
-        base, groups, perms, missing = rules.setdefault(row[0], (row[: len(fields)], set(), set(), set()))
+        _, groups, perms, missing = rules.setdefault(row[0], (row[: len(fields)], set(), set(), set()))
         group_link, group_id, group_name, perm_link, perm_id, app_label, codename, label = row[len(fields) :]
         if group_link is not None:
             if group_id is None:
@@ -141,7 +142,12 @@ def load_rules() -> tuple[Rule, ...]:
             else:
                 perms.add(f"{app_label}.{codename}")
     return tuple(
-        Rule(*base, group_ids=frozenset(groups), perms=frozenset(perms), missing=tuple(sorted(missing)))
+        Rule(
+            **dict(zip(RULE_FIELDS, base, strict=True)),
+            group_ids=frozenset(groups),
+            perms=frozenset(perms),
+            missing=tuple(sorted(missing)),
+        )
         for base, groups, perms, missing in rules.values()
     )
 

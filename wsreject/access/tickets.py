@@ -74,7 +74,8 @@ def ticket_in_query(scope: Scope) -> str | None:
     values = [value for name, value in parse_qsl(query.decode("latin-1"), keep_blank_values=True) if name == "ticket"]
     if len(values) != 1 or not values[0].startswith(PREFIX) or len(values[0]) > 100:
         return None
-    return values[0]
+    ticket: str = values[0]
+    return ticket
 
 
 class TicketAuthenticator(BaseAuthenticator):

@@ -25,7 +25,7 @@ from asgiref.sync import async_to_sync
 from django.conf import settings
 from django.contrib.auth.models import AnonymousUser
 from django.http.cookie import parse_cookie
-from django.utils.functional import LazyObject, SimpleLazyObject, empty
+from django.utils.functional import LazyObject, SimpleLazyObject
 
 from ..conf import load, wsreject_settings
 from ..denial import DenyHandshake
@@ -43,7 +43,7 @@ Candidate = tuple[BaseAuthenticator, Any]
 class AuthState:
     """Per-connection authentication state, shared by every copy of the scope."""
 
-    __slots__ = ("candidates", "failure", "refused_by", "external")
+    __slots__ = ("candidates", "external", "failure", "refused_by")
 
     def __init__(self, candidates: Sequence[Candidate] = (), *, external: bool = False) -> None:
         self.candidates = tuple(candidates)
@@ -78,9 +78,9 @@ def as_authentication_failure(exc: BaseException) -> AuthenticationFailed | None
     except ImportError:
         return None
     if isinstance(exc, (drf.AuthenticationFailed, drf.NotAuthenticated)):
-        detail = exc.detail
+        detail: Any = exc.detail
         if isinstance(detail, dict):
-            detail = detail.get("detail", "")
+            detail = detail.get("detail") or ""
         return AuthenticationFailed(str(detail) or None)
     return None
 
@@ -135,8 +135,8 @@ def refused_without_credentials(scope: Scope) -> bool:
 async def aresolve_user(scope: Scope) -> Any:
     """Load ``scope["user"]`` from async code: on the event loop when cached, else one thread hop."""
     user = scope.get("user")
-    if isinstance(user, LazyObject) and user._wrapped is empty:
-        await run_off_loop_if_needed(user._setup)
+    if isinstance(user, LazyObject) and loaded_user(scope) is None:
+        await run_off_loop_if_needed(getattr(user, "_setup"))  # noqa: B009 - LazyObject's hook, untyped
     return loaded_user(scope)
 
 

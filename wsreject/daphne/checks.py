@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.core import checks
 
 
@@ -26,7 +28,7 @@ def daphne_order_warnings(app_names: list[str]) -> list[checks.Warning]:
     ]
 
 
-def check_daphne_order(app_configs, **kwargs) -> list[checks.Warning]:
+def check_daphne_order(app_configs: Any, **kwargs: Any) -> list[checks.Warning]:
     """Django check function. ``app_configs`` is ignored: the order that matters is
     that of the whole ``INSTALLED_APPS``."""
     from django.apps import apps

@@ -19,7 +19,7 @@ class CommandLineInterface(DaphneCommandLineInterface):
     description = "Django HTTP/WebSocket server (Daphne with WebSocket denial responses)"
     server_class = DenialServer
 
-    def __init__(self):
+    def __init__(self) -> None:
         super().__init__()
         self.parser.prog = "wsreject-daphne"
 

@@ -30,6 +30,7 @@ import json
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import txaio
 from autobahn.websocket.types import ConnectionDeny
@@ -52,6 +53,7 @@ logger = logging.getLogger(__name__)
 __all__ = ["DENIAL_EXTENSION", "DenialWebSocketProtocol", "InvalidDenial"]
 
 Headers = list[tuple[bytes, bytes]]
+Message = dict[str, Any]
 
 
 class InvalidDenial(ValueError):
@@ -93,14 +95,14 @@ def json_response(status: int, detail: str, server_name: str = "") -> bytes:
     return render_response(status, [(b"content-type", b"application/json")], body, server_name)
 
 
-def validated_status(message: dict) -> int:
+def validated_status(message: Message) -> int:
     status = message.get("status")
     if isinstance(status, bool) or not isinstance(status, int) or not 100 <= status <= 599:
         raise InvalidDenial(f"{RESPONSE_START} has an invalid status: {status!r}")
     return int(status)
 
 
-def validated_headers(message: dict) -> Headers:
+def validated_headers(message: Message) -> Headers:
     raw_headers = message.get("headers") or []
     if not isinstance(raw_headers, (list, tuple)):
         raise InvalidDenial(f"{RESPONSE_START} headers must be a list, not {type(raw_headers).__name__}")
@@ -153,7 +155,7 @@ class PendingDenial:
         return str(detail)[:200] if detail is not None else None
 
 
-def undecodable(request) -> str | None:
+def undecodable(request: Any) -> str | None:
     """What in the request Daphne's ``onConnect`` would fail to decode (ASCII only), or None."""
     if not request.path.isascii():
         return "non-ASCII path"
@@ -182,7 +184,7 @@ class DenialWebSocketProtocol(WebSocketProtocol):
 
     # --- handshake --------------------------------------------------------------------
 
-    def onConnect(self, request):
+    def onConnect(self, request: Any) -> Any:
         """Refuse what Daphne cannot decode with a 400 (Daphne would answer 500), then let
         Daphne build the scope."""
         problem = undecodable(request)
@@ -228,7 +230,7 @@ class DenialWebSocketProtocol(WebSocketProtocol):
         response = json_response(self.timeout_status, self.timeout_detail, self.factory.server)
         self.answer_handshake(self.timeout_status, response)
 
-    def sendHttpErrorResponse(self, code, reason, responseHeaders=None):
+    def sendHttpErrorResponse(self, code: int, reason: str, responseHeaders: Any = None) -> None:
         """Write the prepared response, or a well-formed plain one for autobahn's errors.
 
         Autobahn's version writes ``reason`` (which can carry exception text) into the
@@ -242,7 +244,7 @@ class DenialWebSocketProtocol(WebSocketProtocol):
             response = plain_response(code, self.factory.server, extra)
         self.sendData(response)
 
-    def onOpenHandshakeTimeout(self):
+    def onOpenHandshakeTimeout(self) -> None:
         """Answer 503 when the application is the one keeping the handshake waiting.
 
         Autobahn's batched timer rounds the deadline *down* to a whole second (a 5 s
@@ -255,14 +257,14 @@ class DenialWebSocketProtocol(WebSocketProtocol):
             return
         remaining = self.openHandshakeTimeout - self.duration()
         if remaining > 0:
-            self.openHandshakeTimeoutCall = txaio.call_later(remaining, self.onOpenHandshakeTimeout)
+            self.openHandshakeTimeoutCall = txaio.call_later(remaining, self.onOpenHandshakeTimeout)  # type: ignore[attr-defined]
         else:
             self.openHandshakeTimeoutCall = None
             self.answer_timeout()
 
     # --- application messages ---------------------------------------------------------
 
-    def handle_reply(self, message):
+    def handle_reply(self, message: Message) -> None:
         kind = message.get("type")
         if self.state == self.STATE_CLOSED:
             logger.debug("Dropping %s for %s: connection already answered", kind, self.path_for_log())
@@ -287,38 +289,38 @@ class DenialWebSocketProtocol(WebSocketProtocol):
             self.answer_internal_error(f"invalid message from application: {error}")
             raise
 
-    def start_denial(self, message: dict) -> None:
+    def start_denial(self, message: Message) -> None:
         if not self.handshake_pending():
             raise InvalidDenial(f"{RESPONSE_START} after the handshake was accepted")
         if self.pending_denial is not None:
             raise InvalidDenial(f"second {RESPONSE_START}")
         self.pending_denial = PendingDenial(validated_status(message), validated_headers(message))
 
-    def continue_denial(self, message: dict) -> None:
+    def continue_denial(self, message: Message) -> None:
         denial = self.pending_denial
         if denial is None:
             raise InvalidDenial(f"{RESPONSE_BODY} without {RESPONSE_START}")
         body = message.get("body", b"")
         if not isinstance(body, (bytes, bytearray)):
             raise InvalidDenial(f"{RESPONSE_BODY} body must be bytes, not {type(body).__name__}")
-        denial.add(body, self.max_denial_body_size)
+        denial.add(bytes(body), self.max_denial_body_size)
         if not message.get("more_body", False):
             logger.debug("WebSocket %s denied with %d", self.path_for_log(), denial.status)
             self.answer_handshake(denial.status, denial.render(self.factory.server), denial.detail())
 
-    def check_accepted_subprotocol(self, subprotocol) -> None:
+    def check_accepted_subprotocol(self, subprotocol: str | None) -> None:
         """Autobahn raises inside its deferred for an unoffered subprotocol, leaving the
         handshake stuck; refuse it here instead."""
         if subprotocol is not None and subprotocol not in self.websocket_protocols:
             raise InvalidDenial(f"accepted subprotocol {subprotocol!r} was not offered by the client")
 
-    def serverClose(self, code=None, reason=None):
+    def serverClose(self, code: int | None = None, reason: str | None = None) -> None:
         """Close after accept, passing the application's reason on (Daphne drops it)."""
         self.sendClose(code=1000 if code is None else code, reason=reason or None)
 
     # --- application lifecycle and Daphne's periodic checks ---------------------------
 
-    def application_finished(self, instance: asyncio.Future) -> None:
+    def application_finished(self, instance: asyncio.Future[Any]) -> None:
         """Done-callback of the application task: answer at once if it left the
         handshake undecided (Daphne would wait for its checker or the timeout)."""
         if not self.handshake_pending():
@@ -331,14 +333,14 @@ class DenialWebSocketProtocol(WebSocketProtocol):
             how = "returned"
         self.answer_internal_error(f"application {how} before accepting or denying the handshake")
 
-    def handle_exception(self, exception):
+    def handle_exception(self, exception: BaseException) -> None:
         """Called by Daphne's application checker; must not raise into its loop."""
         if self.handshake_pending():
             self.answer_internal_error("application raised before accepting or denying the handshake")
         elif self.state == self.STATE_OPEN:
             self.sendCloseFrame(code=1011)
 
-    def check_timeouts(self):
+    def check_timeouts(self) -> None:
         """Daphne's periodic check, with a 503 for an undecided handshake and never an
         exception (Daphne calls ``serverReject()``/``serverClose()`` here even when
         those raise)."""
@@ -356,10 +358,10 @@ class DenialWebSocketProtocol(WebSocketProtocol):
         limits = (self.server.websocket_connect_timeout, self.server.websocket_timeout)
         return any(limit >= 0 and self.duration() > limit for limit in limits)
 
-    def onClose(self, wasClean, code, reason):
+    def onClose(self, wasClean: bool, code: int | None, reason: str | None) -> None:
         """Settle a handshake the client walked away from, then Daphne's bookkeeping
         (skipped when autobahn refused the request before Daphne ever saw it)."""
-        deferred = vars(self).pop("handshake_deferred", None)
+        deferred = self.__dict__.pop("handshake_deferred", None)
         if deferred is not None:
             # Autobahn's failHandshake() finds the connection closed and writes nothing.
             deferred.errback(ConnectionDeny(499, "Client closed the connection"))
@@ -372,6 +374,6 @@ class DenialWebSocketProtocol(WebSocketProtocol):
         request = vars(self).get("request")
         return request.path if request is not None else "(no request)"
 
-    def action_details(self, **extra) -> dict:
+    def action_details(self, **extra: Any) -> dict[str, Any]:
         client = self.client_addr
-        return {"path": self.request.path, "client": "%s:%s" % tuple(client) if client else None, **extra}
+        return {"path": self.request.path, "client": f"{client[0]}:{client[1]}" if client else None, **extra}

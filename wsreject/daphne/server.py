@@ -7,6 +7,7 @@ asyncio reactor, exactly as importing Daphne itself does.
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from daphne.server import Server  # isort:skip  (installs the asyncio reactor)
 from twisted.internet import reactor
@@ -30,15 +31,15 @@ class DenialServer(Server):
     # Daphne creates its WebSocket factory inside run(); plug our protocol into it as
     # it is assigned, on this server's own factory instance only.
     @property
-    def ws_factory(self):
+    def ws_factory(self) -> Any:
         return self._ws_factory
 
     @ws_factory.setter
-    def ws_factory(self, factory):
+    def ws_factory(self, factory: Any) -> None:
         factory.protocol = self.websocket_protocol_class
         self._ws_factory = factory
 
-    def create_application(self, protocol, scope):
+    def create_application(self, protocol: Any, scope: dict[str, Any]) -> Any:
         """Advertise the denial extension, pass the offered subprotocols as the client sent
         them, and watch the application so a handshake it leaves undecided is answered as
         soon as it returns or raises.
@@ -57,21 +58,21 @@ class DenialServer(Server):
             instance.add_done_callback(protocol.application_finished)
         return queue
 
-    def protocol_disconnected(self, protocol):
+    def protocol_disconnected(self, protocol: Any) -> None:
         """Daphne's version raises ``KeyError`` once the checker has reaped the connection."""
         if protocol in self.connections:
             super().protocol_disconnected(protocol)
 
-    def application_checker(self):
+    def application_checker(self) -> None:
         try:
             super().application_checker()
         except Exception:
             logger.exception("Daphne's application checker failed; rescheduling it")
-            reactor.callLater(1, self.application_checker)
+            reactor.callLater(1, self.application_checker)  # type: ignore[arg-type]  # zope interface stubs
 
-    def timeout_checker(self):
+    def timeout_checker(self) -> None:
         try:
             super().timeout_checker()
         except Exception:
             logger.exception("Daphne's timeout checker failed; rescheduling it")
-            reactor.callLater(2, self.timeout_checker)
+            reactor.callLater(2, self.timeout_checker)  # type: ignore[arg-type]  # zope interface stubs

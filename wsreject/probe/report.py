@@ -11,7 +11,7 @@ import re
 from collections.abc import Sequence
 from typing import TypeAlias
 
-from ..denial import status_phrase
+from ..http import status_phrase
 from .client import CloseCodeDenied, Denied, Message, Outcome
 from .http import ResponseHead
 
@@ -20,7 +20,7 @@ SHOWN_MESSAGE = 500
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")  # keeps TAB and LF
 _CONTROL_OR_NEWLINE = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
-JsonValue: TypeAlias = "None | bool | int | float | str | list[JsonValue] | dict[str, JsonValue]"
+JsonValue: TypeAlias = "bool | int | float | str | list[JsonValue] | dict[str, JsonValue] | None"
 
 
 def escape(text: str, *, multiline: bool = False) -> str:

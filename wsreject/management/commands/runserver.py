@@ -34,19 +34,17 @@ except ImportError:  # daphne is an optional dependency ("wsreject[daphne]")
 else:
     from wsreject.daphne.server import DenialServer
 
-    class Command(DaphneRunserverCommand):  # type: ignore[no-redef]
+    class Command(DaphneRunserverCommand):  # type: ignore[no-redef]  # the other branch defines it
         help = "Starts a Daphne development server whose WebSocket handshakes can be denied with HTTP responses."
         server_cls = DenialServer
 
         def log_action(self, protocol: str, action: str, details: dict[str, Any]) -> None:
             """Daphne's request lines, plus one line per denial with its status and detail."""
             if protocol == "websocket" and action == "rejected" and details.get("status"):
-                message = "WebSocket DENY  %(status)s %(path)s [%(client)s] %(detail)s\n" % {
-                    "status": details.get("status"),
-                    "path": details.get("path"),
-                    "client": details.get("client") or "-",
-                    "detail": details.get("detail") or "",
-                }
+                message = (
+                    f"WebSocket DENY  {details.get('status')} {details.get('path')} "
+                    f"[{details.get('client') or '-'}] {details.get('detail') or ''}\n"
+                )
                 style = self.style.WARNING if int(details.get("status") or 0) < 500 else self.style.ERROR
                 self.stderr.write(style(message), ending="")
                 return

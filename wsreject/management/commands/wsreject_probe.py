@@ -52,7 +52,7 @@ def _seconds(*, allow_zero: bool) -> Callable[[str], float]:
             seconds = float(value)
         except ValueError:
             raise UsageError(f"not a number of seconds: {value!r}") from None
-        if not (0 <= seconds if allow_zero else 0 < seconds) or seconds == float("inf"):
+        if not (seconds >= 0 if allow_zero else seconds > 0) or seconds == float("inf"):
             raise UsageError(f"{value!r}: seconds must be finite and {'at least 0' if allow_zero else 'positive'}")
         return seconds
 

@@ -12,10 +12,9 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group, Permission
 from django.core.management.base import BaseCommand
 from django.db import transaction
-
-from project.chat.models import Room
 from rest_framework.authtoken.models import Token
 
+from project.chat.models import Room
 from wsreject.access.tokens import issue_token
 from wsreject.models import AccessToken
 
