@@ -12,6 +12,7 @@ from django.core.cache import caches
 from django.core.management import call_command
 from django.db.backends.utils import CursorWrapper
 
+from wsreject.access.versions import local
 from wsreject.reporting import limiter
 
 
@@ -23,6 +24,7 @@ def _clear_caches():
     for alias in settings.CACHES:  # every alias: local-memory storage outlives the cache objects
         caches[alias].clear()
     limiter.reset()
+    local.clear()
     yield
 
 

@@ -86,14 +86,15 @@ def load(entry: Any) -> Any:
 class Settings:
     """Attribute access to ``settings.WSREJECT`` merged over :data:`DEFAULTS`.
 
-    Values are read from Django's settings on each access (cheap, and
-    ``override_settings`` keeps working); objects built from them (the
-    authenticators, the exception handler) are built once and rebuilt when
-    ``WSREJECT`` changes.
+    The merged values, and the objects built from them (the authenticators, the
+    exception handler), are kept until Django says ``WSREJECT`` changed
+    (``setting_changed``, which ``override_settings`` and pytest-django's
+    ``settings`` fixture send), so a handshake reads plain attributes.
     """
 
     def __init__(self) -> None:
         self._built: dict[str, Any] = {}
+        self._merged: dict[str, Any] | None = None
         self._lock = threading.Lock()
 
     def user_settings(self) -> dict[str, Any]:
@@ -101,9 +102,17 @@ class Settings:
         return value if isinstance(value, dict) else {}
 
     def __getattr__(self, name: str) -> Any:
-        if name not in DEFAULTS:
-            raise AttributeError(f"Unknown wsreject setting {name!r}")
-        return self.user_settings().get(name, DEFAULTS[name])
+        merged = self._merged
+        if merged is None:
+            merged = self._merged = {**DEFAULTS, **self.user_settings()}
+        try:
+            return merged[name] if name in DEFAULTS else self._unknown(name)
+        except KeyError:
+            return DEFAULTS[name]
+
+    @staticmethod
+    def _unknown(name: str) -> Any:
+        raise AttributeError(f"Unknown wsreject setting {name!r}")
 
     def _build(self, key: str, factory: Callable[[], Any]) -> Any:
         try:
@@ -126,6 +135,7 @@ class Settings:
     def reset(self) -> None:
         with self._lock:
             self._built.clear()
+            self._merged = None
 
 
 wsreject_settings = Settings()

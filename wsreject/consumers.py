@@ -123,29 +123,38 @@ class AuthorizedConsumer:
     # --- how Channels drives it ----------------------------------------------------------------
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Send) -> Any:
+        """Decide ``websocket.connect`` before Channels sets the consumer up, when that needs no
+        I/O: a refusal then costs no channel-layer channel and no thread hop."""
+        self.scope = scope
         self._client_send = send  # a sync consumer's base_send blocks; denials sent from the loop need this
-        return await super().__call__(scope, receive, send)  # type: ignore[misc]
+        first = await receive()
+        with decision():  # what the checks did on the loop is remembered if they run again in a thread
+            if first["type"] == "websocket.connect":
+                try:
+                    self._authorized, _ = attempt_without_io(self.authorize)
+                except Exception as exc:
+                    await self._deny(exc)
+                    return None
+            replay = [first]
+
+            async def receive_after_first() -> Message:
+                return replay.pop() if replay else await receive()  # type: ignore[no-any-return]
+
+            return await super().__call__(scope, receive_after_first, send)  # type: ignore[misc]
 
     async def dispatch(self, message: Message) -> None:
-        """Decide ``websocket.connect`` on the event loop when nothing needs I/O: a denial then
-        costs no thread hop (Channels' dispatch hops once per message to close stale
-        database connections; accepted handshakes still get that before ``connect()``)."""
-        if message.get("type") != "websocket.connect":
+        """Run the checks that need I/O in one worker thread before ``connect()``; accepted
+        handshakes decided on the event loop keep Channels' own per-message hop (it closes
+        stale database connections before ``connect()``)."""
+        if message.get("type") != "websocket.connect" or self._authorized or self._sync:
             return await super().dispatch(message)  # type: ignore[misc, no-any-return]
-        with decision():
-            in_thread = False
-            try:
-                self._authorized, _ = attempt_without_io(self.authorize)
-                if not self._authorized and not self._sync:
-                    await database_sync_to_async(self.authorize)()
-                    self._authorized = in_thread = True
-            except Exception as exc:
-                await self._deny(exc)
-                raise StopConsumer() from None
-            if in_thread:  # that hop closed stale database connections already
-                await self.websocket_connect(message)
-            else:
-                await super().dispatch(message)  # type: ignore[misc]
+        try:
+            await database_sync_to_async(self.authorize)()
+        except Exception as exc:
+            await self._deny(exc)
+            raise StopConsumer() from None
+        self._authorized = True
+        await self.websocket_connect(message)  # that hop closed stale database connections already
 
     def websocket_connect(self, message: Message) -> Any:
         # Channels calls this with the connect message. An async consumer must get an

@@ -196,13 +196,17 @@ class DenyHandshake(Exception):
 
 
 class DenyWithResponse(DenyHandshake):
-    """Refuse the handshake with an arbitrary :class:`DenialResponse`."""
+    """Refuse the handshake with an arbitrary :class:`DenialResponse` (already validated: a
+    prebuilt response can be raised again and again at no cost)."""
 
     def __init__(self, response: DenialResponse) -> None:
         if not isinstance(response, DenialResponse):
             raise TypeError("DenyWithResponse needs a DenialResponse")
         self._response = response
-        super().__init__(response.status_code, response.detail, response.headers)
+        self.status_code = response.status_code
+        self.detail = response.detail
+        self.headers = response.headers
+        Exception.__init__(self, response.status_code, response.detail)
 
     def response(self) -> DenialResponse:
         return self._response

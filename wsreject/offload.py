@@ -82,9 +82,13 @@ def attempt_without_io(check: Callable[..., T], *args: Any) -> tuple[bool, T | N
 
 async def run_off_loop_if_needed(check: Callable[..., T], *args: Any) -> T:
     """``check(*args)``: on the event loop if it needs no I/O, else in one worker thread."""
-    with decision():
+    token = _memo.set({}) if _memo.get() is None else None
+    try:
         done, result = attempt_without_io(check, *args)
         if done:
             return result  # type: ignore[return-value]
         value: T = await database_sync_to_async(check)(*args)
         return value
+    finally:
+        if token is not None:
+            _memo.reset(token)

@@ -37,7 +37,15 @@ from ..reporting import warn_rate_limited
 from ..scope import Scope
 from .patterns import EndpointPattern, parse_endpoint
 from .permsets import group_ids, has_perms
-from .versions import RULES_VERSION_KEY, cache_failed, current_version, get_cache, is_process_local
+from .versions import (
+    RULES_VERSION_KEY,
+    cache_failed,
+    current_version,
+    get_cache,
+    is_process_local,
+    local,
+    uses_local_layer,
+)
 
 logger = logging.getLogger("wsreject")
 
@@ -175,6 +183,8 @@ def current_rules() -> RuleSet:
     """
     global _compiled
     cache = get_cache()
+    if uses_local_layer(cache) and _compiled.version and local.version(cache, RULES_VERSION_KEY) == _compiled.version:
+        return _compiled
     if not is_process_local(cache):
         require_io()
     try:

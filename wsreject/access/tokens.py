@@ -19,6 +19,7 @@ invalidates every token, as it does sessions.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import re
@@ -30,14 +31,13 @@ from typing import Any
 
 from django.conf import settings
 from django.utils import timezone
-from django.utils.crypto import salted_hmac
 
 from ..authentication import AuthenticationFailed, BaseAuthenticator, CredentialExpired, authorization
 from ..models import AccessToken
 from ..offload import require_io
 from ..scope import Scope
 from .users import cached_user
-from .versions import cache_failed, current_version, get_cache, require_cache_io, user_version_key
+from .versions import cache_failed, current_version, get_cache, local, require_cache_io, user_version_key, uses_local_layer
 
 PREFIX = "wsr_"
 SECRET_LENGTH = 40
@@ -59,8 +59,14 @@ def _base62(number: int, width: int) -> str:
     return "".join(reversed(chars))
 
 
+@functools.lru_cache(maxsize=8)
+def _mac_key(secret_key: str) -> bytes:
+    """The HMAC key derived from ``secret_key``, as Django's ``salted_hmac`` derives it."""
+    return hashlib.sha256((_KEY_SALT + secret_key).encode("utf-8")).digest()
+
+
 def _mac(secret_part: str, key: str) -> str:
-    raw = salted_hmac(_KEY_SALT, secret_part, secret=key, algorithm="sha256").digest()[:16]
+    raw = hmac.new(_mac_key(key), secret_part.encode("ascii"), hashlib.sha256).digest()[:16]
     return _base62(int.from_bytes(raw, "big"), MAC_LENGTH)
 
 
@@ -97,14 +103,31 @@ def _owner_key(token_digest: str) -> str:
     return f"wsreject:token:{token_digest}"
 
 
+def _load_owner(token_digest: str) -> tuple[Any, float | None] | None:
+    row = AccessToken.objects.filter(digest=token_digest).values_list("user_id", "expires").first()
+    if row is None:
+        return None
+    pk, expires_at = row
+    return pk, (expires_at.timestamp() if expires_at is not None else None)
+
+
 def token_owner(token_digest: str) -> tuple[Any, float | None] | None:
     """``(user pk, expiry timestamp or None)`` of the token with this digest, or None.
 
     Cached per token and stamped with its user's version (revoking a token bumps it).
     """
     cache = get_cache()
-    require_cache_io(cache)
     key = _owner_key(token_digest)
+    if uses_local_layer(cache):
+        entry = local.get(key, ())
+        if entry is not None and local.version(cache, user_version_key(entry[0])) == entry[2]:
+            return entry[0], entry[1]
+        require_io()
+        owner = _load_owner(token_digest)
+        if owner is not None:
+            local.put(key, (), (*owner, local.version(cache, user_version_key(owner[0]))))
+        return owner
+    require_cache_io(cache)
     try:
         entry = cache.get(key)
         if entry is not None:
@@ -115,11 +138,10 @@ def token_owner(token_digest: str) -> tuple[Any, float | None] | None:
     except Exception as exc:
         cache_failed(exc)
     require_io()
-    row = AccessToken.objects.filter(digest=token_digest).values_list("user_id", "expires").first()
-    if row is None:
+    owner = _load_owner(token_digest)
+    if owner is None:
         return None
-    pk, expires_at = row
-    expires = expires_at.timestamp() if expires_at is not None else None
+    pk, expires = owner
     try:
         version_key = user_version_key(pk)
         version = current_version(cache, version_key, cache.get_many([version_key]))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 from django.contrib.auth import get_user_model
@@ -24,4 +25,5 @@ def cached_user(pk: Any) -> Any:
         model._meta.pk.to_python(key)
     except Exception:  # not a valid primary key for this model
         return None
-    return stamped(f"wsreject:user:{key}", [user_version_key(key)], lambda: model._default_manager.filter(pk=key).first())
+    user = stamped(f"wsreject:user:{key}", [user_version_key(key)], lambda: model._default_manager.filter(pk=key).first())
+    return copy.copy(user)  # each handshake its own instance: a consumer may change it

@@ -32,6 +32,7 @@ down too makes the handshake a ``503``.
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
@@ -94,13 +95,80 @@ def cache_failed(exc: BaseException) -> None:
     warn_rate_limited("cache", "WebSocket access cache unavailable, reading the database instead: %r", exc)
 
 
+# --- the in-process layer in front of a local-memory cache -----------------------------------------
+
+
+class LocalLayer:
+    """Python objects in front of a ``LocMemCache``, so a warm handshake neither pickles nor
+    validates cache keys.
+
+    Only used when ``WSREJECT["CACHE"]`` is a local-memory cache, which is per process anyway.
+    Versions read from it are trusted for :data:`RECHECK` seconds (a bump made in this process
+    forgets them at once, so the process's own changes hold at its next handshake; other
+    processes' are bounded by ``MAX_STALENESS`` plus that). Entries are kept with the versions
+    they were computed under, at most :data:`MAX_ENTRIES` of them (the oldest go first). Values
+    must be immutable, or copied by the caller before use.
+    """
+
+    RECHECK = 0.5
+    MAX_ENTRIES = 20_000
+
+    def __init__(self) -> None:
+        self.versions: dict[str, tuple[str, float]] = {}
+        self.entries: dict[str, tuple[tuple[str, ...], Any]] = {}
+
+    def version(self, cache: BaseCache, key: str) -> str:
+        seen = self.versions.get(key)
+        now = time.monotonic()
+        if seen is not None and now - seen[1] < self.RECHECK:
+            return seen[0]
+        version = current_version(cache, key, cache.get_many([key]))
+        self.versions[key] = (version, now)
+        return version
+
+    def forget_version(self, key: str) -> None:
+        self.versions.pop(key, None)
+
+    def get(self, key: str, stamp: tuple[str, ...], default: Any = None) -> Any:
+        entry = self.entries.get(key)
+        return entry[1] if entry is not None and entry[0] == stamp else default
+
+    def put(self, key: str, stamp: tuple[str, ...], value: Any) -> None:
+        entries = self.entries
+        entries.pop(key, None)
+        entries[key] = (stamp, value)
+        if len(entries) > self.MAX_ENTRIES:
+            del entries[next(iter(entries))]
+
+    def clear(self) -> None:
+        self.versions.clear()
+        self.entries.clear()
+
+
+_MISSING: Any = object()
+local = LocalLayer()
+
+
+def uses_local_layer(cache: BaseCache) -> bool:
+    return isinstance(cache, LocMemCache)
+
+
 def stamped(entry_key: str, version_keys: Sequence[str], compute: Callable[[], T]) -> T:
     """The value cached under ``entry_key`` for the current versions, else ``compute()`` (stored).
 
     On the event loop (see :mod:`wsreject.offload`) only a process-local cache
-    is read, and a miss raises :class:`~wsreject.offload.NeedsIO`.
+    is read, and a miss raises :class:`~wsreject.offload.NeedsIO`. Values must
+    be immutable, or copied by the caller before use.
     """
     cache = get_cache()
+    if uses_local_layer(cache):
+        stamp = tuple(local.version(cache, key) for key in version_keys)
+        value = local.get(entry_key, stamp, _MISSING)
+        if value is _MISSING:
+            require_io()
+            value = compute()
+            local.put(entry_key, stamp, value)
+        return value  # type: ignore[no-any-return]
     require_cache_io(cache)
     try:
         found = cache.get_many([*version_keys, entry_key])
@@ -123,6 +191,7 @@ def stamped(entry_key: str, version_keys: Sequence[str], compute: Callable[[], T
 
 def _bump_on_commit(key: str, using: str | None) -> None:
     def bump() -> None:
+        local.forget_version(key)
         get_cache().set(key, new_version(), timeout=version_timeout())
 
     transaction.on_commit(bump, using=using, robust=True)

@@ -59,12 +59,25 @@ class CredentialExpired(AuthenticationFailed):
     default_detail = TOKEN_EXPIRED
 
 
+#: Where :class:`~wsreject.authentication.CredentialsMiddleware` keeps the parsed header
+#: (``(scheme, token)`` or None) for the authenticators it asks.
+AUTHORIZATION_KEY = "wsreject.authorization"
+
+
 def authorization(scope: Scope) -> tuple[str, str] | None:
     """``(scheme, token68)`` of the request's one ``Authorization`` header, or None.
 
     Several ``Authorization`` headers, non-ASCII bytes or another shape count
     as no credential at all (never as a refused one).
     """
+    if AUTHORIZATION_KEY in scope:
+        parsed: tuple[str, str] | None = scope[AUTHORIZATION_KEY]
+        return parsed
+    return parse_authorization(scope)
+
+
+def parse_authorization(scope: Scope) -> tuple[str, str] | None:
+    """:func:`authorization`, read from the headers."""
     values = header_values(scope, b"authorization")
     if len(values) != 1:
         return None

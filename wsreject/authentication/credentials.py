@@ -16,6 +16,7 @@ tickets instead (:mod:`wsreject.access.tickets`).
 
 from __future__ import annotations
 
+import functools
 import inspect
 from collections.abc import Sequence
 from importlib import import_module
@@ -28,12 +29,19 @@ from django.http.cookie import parse_cookie
 from django.utils.functional import LazyObject, SimpleLazyObject
 
 from ..conf import load, wsreject_settings
-from ..denial import DenyHandshake
+from ..denial import DenialResponse, DenyHandshake, DenyWithResponse
 from ..handshake import current_handshake
 from ..offload import io_allowed, run_off_loop_if_needed
 from ..scope import Scope, header_values, loaded_user
 from ..transport import Receive, Send
-from .base import NOT_AUTHENTICATED, AuthenticationFailed, BaseAuthenticator, CredentialExpired, authorization
+from .base import (
+    AUTHORIZATION_KEY,
+    NOT_AUTHENTICATED,
+    AuthenticationFailed,
+    BaseAuthenticator,
+    authorization,
+    parse_authorization,
+)
 
 STATE_KEY = "wsreject.auth"
 
@@ -116,14 +124,19 @@ def is_authenticated(scope: Scope) -> bool:
     return bool(user is not None and user.is_authenticated)
 
 
+@functools.lru_cache(maxsize=128)
+def _unauthorized(detail: str, challenge: str) -> DenialResponse:
+    return DenyHandshake(401, detail, headers={"WWW-Authenticate": challenge}).response()
+
+
 def unauthenticated(scope: Scope) -> DenyHandshake:
     """The ``401`` for a handshake without a signed-in user, saying why."""
     state = auth_state(scope)
     failure, authenticator = state.failure, state.refused_by
     if failure is None or authenticator is None:
-        return DenyHandshake(401, NOT_AUTHENTICATED, headers={"WWW-Authenticate": "Bearer"})
+        return DenyWithResponse(_unauthorized(NOT_AUTHENTICATED, "Bearer"))
     challenge = authenticator.challenge(failure) or "Bearer"
-    return DenyHandshake(401, failure.detail, headers={"WWW-Authenticate": challenge})
+    return DenyWithResponse(_unauthorized(failure.detail, challenge))
 
 
 def refused_without_credentials(scope: Scope) -> bool:
@@ -186,6 +199,7 @@ class CredentialsMiddleware:
         if scope["type"] != "websocket":
             return await self.inner(scope, receive, send)
         scope = dict(scope)
+        scope[AUTHORIZATION_KEY] = parse_authorization(scope)  # once, for every authenticator
         authenticators = self.authenticators or wsreject_settings.authenticators()
         state = AuthState(candidates(scope, authenticators))
         scope[STATE_KEY] = state
@@ -220,7 +234,6 @@ def session_store(scope: Scope) -> Any:
 
 __all__ = [
     "AuthState",
-    "CredentialExpired",
     "CredentialsMiddleware",
     "aresolve_user",
     "auth_state",
