@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable
 
 import pytest
 
-from tests.support import servers
+from tests.support import processes
 from tests.support.servers import (
     ALL_SERVER_KINDS,
     DENIAL_EXTENSION_KINDS,
@@ -360,7 +360,7 @@ def test_startup_failure_reports_the_log() -> None:
 
 @pytest.mark.server
 def test_startup_timeout_is_bounded(monkeypatch) -> None:
-    monkeypatch.setattr(servers, "probe_http", lambda host, port, timeout=1.0: False)
+    monkeypatch.setattr(processes, "probe_http", lambda host, port, timeout=1.0: False)
     with pytest.raises(ServerStartError) as info:
         with running_server("uvicorn-wsproto", TINY_APP, startup_timeout=1.0, ready="http"):
             pass
@@ -373,8 +373,8 @@ def test_port_clash_is_retried(monkeypatch) -> None:
     taken.bind(("127.0.0.1", 0))
     taken.listen()
     ports = iter([taken.getsockname()[1]])
-    real_free_port = servers.free_port
-    monkeypatch.setattr(servers, "free_port", lambda host="127.0.0.1": next(ports, None) or real_free_port())
+    real_free_port = processes.free_port
+    monkeypatch.setattr(processes, "free_port", lambda host="127.0.0.1": next(ports, None) or real_free_port())
     try:
         with running_server("uvicorn-wsproto", TINY_APP) as server:
             assert server.port != taken.getsockname()[1]
