@@ -21,11 +21,13 @@ from typing import Any
 
 from tests.conformance.cases import DELETED_USERS, Case, Expect
 from tests.conformance.targets import APP_IMPORTS
-from tests.support.servers import Server, applied_quirks, running_server
+from tests.support.quirks import NO_EXTENSION_KINDS, Evidence, Quirk, applied_quirks
+from tests.support.servers import Server, running_server
 from tests.support.wsclient import Accepted, Denied, Played, expected_accept, play_cases
 
 CLOSE_TIMEOUT = 3.0  # how long a denial's connection is watched for the server's close
 IO_TIMEOUT = 5.0
+NO_EXTENSION_TIMEOUT = 10.0  # see _play_on
 CONCURRENCY = 16  # cases in flight per server
 
 
@@ -170,32 +172,65 @@ def provision(directory: Path) -> Provision:
 
 @dataclass
 class ServerRun:
-    """One app on one server kind: its observations and how the server fared."""
+    """One app on one server kind: what each case produced and how the server fared."""
 
     kind: str
     app: str
+    cases: list[Case] = field(default_factory=list)
+    played: dict[str, Played] = field(default_factory=dict)
     observations: dict[str, Observation] = field(default_factory=dict)
     alive_after: bool = True
     dead_after: dict[str, bool] = field(default_factory=dict)  # dying case -> the server exited
     log: str = ""
     seconds: float = 0.0
 
+    def evidence(self) -> Evidence:
+        """What this run shows beyond the cases' expectations (``quirks.EVIDENCE``)."""
+        responses = {case_id: played.last_raw for case_id, played in self.played.items()}
+        return Evidence(cases=self.cases, log=self.log, responses=responses)
 
-def expectation(kind: str, case: Case, app: str) -> tuple[Expect, list[str], str | None]:
-    """(what a client should see of ``case`` from ``app`` on ``kind``, the quirks applied,
-    a problem when no quirk says what the server does)."""
-    raises = app == "reference" and case.reference_raises
+
+# What each app does instead of a denial on a server without the denial extension: the
+# reference (FastAPI) sends the extension's messages anyway; the demo uses wsreject's default.
+APP_FALLBACKS: dict[str, str | None] = {"reference": None, "demo": "close"}
+
+
+
+
+def app_raises(kind: str, case: Case, app: str) -> bool:
+    """Whether an exception escapes ``app`` before accept on ``kind``: the reference on case
+    16; and on a server without the extension, the reference wherever it sends a denial
+    response of its own (``websocket.send_denial_response``: Starlette raises RuntimeError
+    there), which reference_fastapi.py does for the teapot and for repeated headers."""
+    if app != "reference":
+        return False
+    if case.reference_raises:
+        return True
+    own_response = case.id == "s17-teapot" or "repeated-header" in case.tags
+    return kind in NO_EXTENSION_KINDS and own_response
+
+
+def expectation(
+    kind: str, case: Case, app: str, active: Sequence[Quirk] | None = None
+) -> tuple[Expect, list[str], str | None]:
+    """(what a client should see of ``case`` from ``app`` on ``kind`` with the ``active``
+    quirks (default: the installed versions'), the quirks applied, a problem when no quirk
+    says what the server does)."""
+    raises = app_raises(kind, case, app)
     try:
-        expect, used = applied_quirks(kind, case, app_raises=raises)
+        expect, used = applied_quirks(kind, case, app_raises=raises, fallback=APP_FALLBACKS[app], active=active)
     except ValueError as exc:
         return case.expect, [], str(exc)
     return expect, used, None
 
 
 def _play_on(server: Server, cases: Sequence[Case], expectations: dict[str, Expect], tokens: dict[str, str]):
+    # Without the extension an ignored denial is answered by nothing until the server's own
+    # handshake timeout (Daphne: 5 s): wait longer than that.
+    timeout = NO_EXTENSION_TIMEOUT if server.kind in NO_EXTENSION_KINDS else IO_TIMEOUT
     return play_cases(
         cases, server.host, server.port, tokens, expectations,
-        concurrency=CONCURRENCY, timeout=IO_TIMEOUT, close_timeout=CLOSE_TIMEOUT,
+        concurrency=CONCURRENCY, timeout=timeout, close_timeout=CLOSE_TIMEOUT,
     )  # fmt: skip
 
 
@@ -203,7 +238,7 @@ def run_server(kind: str, app: str, cases: Sequence[Case], prov: Provision) -> S
     """Serve ``app`` on ``kind`` once for all cases (concurrently); a case after which the
     server is expected to die (``Expect.server_dies``) gets a fresh server of its own."""
     started = time.monotonic()
-    run = ServerRun(kind, app)
+    run = ServerRun(kind, app, cases=list(cases))
     expectations: dict[str, Expect] = {}
     notes: dict[str, tuple[list[str], str | None]] = {}
     for case in cases:
@@ -212,19 +247,18 @@ def run_server(kind: str, app: str, cases: Sequence[Case], prov: Provision) -> S
         notes[case.id] = (used, problem)
     survivors = [case for case in cases if not expectations[case.id].server_dies]
     dying = [case for case in cases if expectations[case.id].server_dies]
-    played: dict[str, Played] = {}
     env = prov.env(app)
     if survivors:
         with running_server(kind, APP_IMPORTS[app], env=env) as server:
-            played.update(asyncio.run(_play_on(server, survivors, expectations, prov.tokens)))
+            run.played.update(asyncio.run(_play_on(server, survivors, expectations, prov.tokens)))
             run.alive_after = server.alive()
             run.log = server.log()
     for case in dying:
         with running_server(kind, APP_IMPORTS[app], env=env) as server:
-            played.update(asyncio.run(_play_on(server, [case], expectations, prov.tokens)))
+            run.played.update(asyncio.run(_play_on(server, [case], expectations, prov.tokens)))
             run.dead_after[case.id] = server.wait_exit(10.0)
     for case in cases:
-        obs = observe_played(played[case.id], case.repeat)
+        obs = observe_played(run.played[case.id], case.repeat)
         used, problem = notes[case.id]
         obs.quirks = used
         if problem:

@@ -211,7 +211,9 @@ def render_markdown(matrix: Matrix) -> str:
         "",
         "Server behaviour that differs from the scenario for *both* apps (a server's own answer, e.g. "
         "granian keeping the connection open) is not a difference between the apps; it is measured and "
-        "asserted per server in `SERVER_QUIRKS` (`tests/support/servers.py`) and listed in the README's server table.",
+        "asserted per server and version in `SERVER_QUIRKS` ([`tests/support/quirks.py`](../tests/support/quirks.py)) "
+        "and listed in the README's server table. After a server upgrade, `./dev upgrade` "
+        "(`python -m tests.conformance.upgrade`) reports which quirks disappeared and which deviations appeared.",
         "",
     ]
     return "\n".join(out)

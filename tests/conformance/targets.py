@@ -10,6 +10,8 @@ from __future__ import annotations
 from tests.support.servers import server_version
 
 IN_PROCESS = "in-process"
+# The servers with the denial extension. Stock Daphne has none, so the two apps cannot agree
+# there: tests/e2e/test_matrix.py plays it, and so does the upgrade replay (upgrade.py).
 SERVER_TARGETS = (
     "daphne-wsreject",
     "uvicorn-websockets",

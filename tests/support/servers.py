@@ -20,7 +20,6 @@ from __future__ import annotations
 import contextlib
 import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from importlib import metadata
 from pathlib import Path
 
 from tests.support.processes import (  # noqa: F401 - re-exported
@@ -35,8 +34,12 @@ from tests.support.processes import (  # noqa: F401 - re-exported
     stop_process,
 )
 from tests.support.quirks import (  # noqa: F401 - re-exported
+    EVIDENCE,
+    KIND_DISTRIBUTIONS,
+    MEASURED,
     MODIFICATIONS,
     REPLACEMENTS,
+    SERVER_DISTRIBUTIONS,
     SERVER_QUIRKS,
     STOCK_DAPHNE_FALLBACKS,
     Quirk,
@@ -44,8 +47,12 @@ from tests.support.quirks import (  # noqa: F401 - re-exported
     denial_detail,
     expected_on_server,
     has_quirk,
+    installed_versions,
+    is_measured,
     quirk_keys,
     quirks,
+    server_version,
+    unmeasured_message,
 )
 
 SERVER_KINDS = (
@@ -69,26 +76,6 @@ DENIAL_EXTENSION_KINDS = (
     "hypercorn",
     "granian",
 )
-
-# The distribution each kind runs, for versions in messages and reports.
-SERVER_DISTRIBUTIONS = {
-    "daphne-wsreject": "daphne",
-    "daphne-stock": "daphne",
-    "uvicorn-websockets": "uvicorn",
-    "uvicorn-websockets-sansio": "uvicorn",
-    "uvicorn-wsproto": "uvicorn",
-    "hypercorn": "hypercorn",
-    "granian": "granian",
-}
-
-
-def server_version(kind: str) -> str:
-    dist = SERVER_DISTRIBUTIONS[kind]
-    try:
-        return f"{dist} {metadata.version(dist)}"
-    except metadata.PackageNotFoundError:  # pragma: no cover
-        return f"{dist} (not installed)"
-
 
 def server_command(kind: str, app: str, port: int, extra_args: Sequence[str] = ()) -> list[str]:
     """The command line that serves ``app`` ("module:attr") on 127.0.0.1:``port``."""
