@@ -9,7 +9,8 @@ readiness, stopped with their whole process group.
 
 The port is picked by binding port 0; a start that exits on a port clash is retried on a
 new port. The process is ready when it answers a trivial HTTP request (or accepts a TCP
-connection) — polled, never a fixed sleep. If it exits or does not answer within
+connection) — polled, never a fixed sleep — and the listening socket is its own process
+group's (another process that took the port in between would answer the probe too). If it exits or does not answer within
 ``startup_timeout`` the start fails with the captured log. On exit the process group is
 terminated, waited for, and killed if it lingers. ``servers.running_server`` builds on
 this for the ASGI server kinds.
@@ -213,19 +214,77 @@ def _spawn(command: list[str], env: Mapping[str, str], cwd: Path, log_file: IO[b
     )
 
 
+def _listening_inodes(port: int) -> set[str]:
+    """Inodes of the sockets listening on TCP ``port`` (any address), from /proc/net."""
+    inodes: set[str] = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            rows = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for row in rows:
+            fields = row.split()
+            if len(fields) > 9 and fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:  # 0A: LISTEN
+                inodes.add(fields[9])
+    return inodes
+
+
+def _group_members(pgid: int) -> list[int]:
+    members = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        # "pid (comm) state ppid pgrp ...": comm may hold anything, so split after its ")".
+        if int(stat.rsplit(")", 1)[1].split()[2]) == pgid:
+            members.append(int(entry.name))
+    return members
+
+
+def group_listens_on(pgid: int, port: int) -> bool | None:
+    """Whether a process of group ``pgid`` holds the socket listening on ``port``; None
+    where /proc cannot tell. A server that lost its port to another process must not be
+    taken as ready because that other process answers the probe."""
+    if not Path("/proc/net/tcp").exists():
+        return None
+    inodes = _listening_inodes(port)
+    if not inodes:
+        return False
+    for pid in _group_members(pgid):
+        try:
+            fds = list(Path(f"/proc/{pid}/fd").iterdir())
+        except OSError:
+            continue
+        for fd in fds:
+            try:
+                target = os.readlink(fd)
+            except OSError:
+                continue
+            if target.startswith("socket:[") and target[len("socket:[") : -1] in inodes:
+                return True
+    return False
+
+
 def _wait_ready(
     server: Server, deadline: float, probe: Callable[[str, int], bool]
 ) -> str | None:
-    """None when ready; otherwise why not ("exited" or "timeout")."""
+    """None when ready; otherwise why not ("exited", "timeout", or "foreign": the port
+    answers, but the socket is not this process group's)."""
     delay = 0.02
+    foreign = False
     while True:
         if server.process.poll() is not None:
             return "exited"
         if probe(server.host, server.port):
+            foreign = group_listens_on(server.process.pid, server.port) is False
             # A process that died between probe and here is not ready.
-            return None if server.process.poll() is None else "exited"
+            if not foreign:
+                return None if server.process.poll() is None else "exited"
         if time.monotonic() >= deadline:
-            return "timeout"
+            return "foreign" if foreign else "timeout"
         time.sleep(delay)
         delay = min(delay * 1.5, 0.2)
 
@@ -302,12 +361,16 @@ def running_process(
             break
         stop_process(process)
         log = candidate.log()
+        why = {
+            "exited": f"process exited with {process.returncode}",
+            "timeout": f"no answer within {startup_timeout:g} s",
+            "foreign": f"port {port} answered by another process for {startup_timeout:g} s",
+        }[outcome]
         failure = (
-            f"{_described(label, version)} did not become ready "
-            f"({'process exited with ' + str(process.returncode) if outcome == 'exited' else f'no answer within {startup_timeout:g} s'}).\n"
+            f"{_described(label, version)} did not become ready ({why}).\n"
             f"command: {' '.join(command)}\n--- server log ---\n{log}"
         )
-        if not (outcome == "exited" and _port_clash(log)):
+        if not (outcome == "foreign" or (outcome == "exited" and _port_clash(log))):
             break
     if server is None:
         shutil.rmtree(log_dir, ignore_errors=True)

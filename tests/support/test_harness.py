@@ -8,15 +8,18 @@ below (``tests.support.test_harness:tiny_app``).
 from __future__ import annotations
 
 import asyncio
+import http.server
 import os
 import socket
 import subprocess
 import sys
+import threading
 from collections.abc import Awaitable, Callable
 
 import pytest
 
 from tests.support import processes
+from tests.support.processes import group_listens_on
 from tests.support.servers import (
     ALL_SERVER_KINDS,
     DENIAL_EXTENSION_KINDS,
@@ -324,9 +327,59 @@ async def test_ws_connect_denied_keeps_status_headers_body() -> None:
 
 
 def test_free_port_is_bindable() -> None:
-    port = free_port()
+    # Another process may take the port between the two calls (that is why running_process
+    # retries); three misses in a row would mean free_port hands out taken ports.
+    for _ in range(3):
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", free_port()))
+            except OSError:
+                continue
+            return
+    pytest.fail("three ports from free_port() could not be bound")
+
+
+def test_group_listens_on() -> None:
     with socket.socket() as sock:
-        sock.bind(("127.0.0.1", port))
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+        assert group_listens_on(os.getpgrp(), port) is False  # bound, not listening
+        sock.listen()
+        assert group_listens_on(os.getpgrp(), port) is True
+        # A group this process is not in does not hold it (1: init's group).
+        assert group_listens_on(1, port) is False
+
+
+class _Answers501(http.server.BaseHTTPRequestHandler):
+    def log_message(self, format, *args):  # quiet
+        pass
+
+
+@pytest.mark.server
+def test_a_port_answered_by_another_process_is_not_ready(monkeypatch) -> None:
+    """The server loses its port to another process, which answers the readiness probe
+    while the loser is still on its way out: not ready, retried on a new port."""
+    foreign = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Answers501)
+    thread = threading.Thread(target=foreign.serve_forever, daemon=True)
+    thread.start()
+    taken = foreign.server_address[1]
+    assert processes.probe_http("127.0.0.1", taken)
+    ports = iter([taken])
+    real_free_port = processes.free_port
+    monkeypatch.setattr(processes, "free_port", lambda host="127.0.0.1": next(ports, None) or real_free_port())
+    # On the taken port: a process that takes a while to notice, then exits as a server does.
+    loser = "import sys, time; time.sleep(2); print('OSError: [Errno 98] Address already in use'); sys.exit(1)"
+    try:
+        with processes.running_process(
+            lambda port: [sys.executable, "-c", loser] if port == taken else server_command("uvicorn-wsproto", TINY_APP, port),
+            label="loser",
+        ) as server:
+            assert server.port != taken
+            assert group_listens_on(server.process.pid, server.port) is True
+    finally:
+        foreign.shutdown()
+        foreign.server_close()
+        thread.join(5)
 
 
 def test_commands_use_this_interpreter() -> None:
