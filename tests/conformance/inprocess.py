@@ -11,6 +11,7 @@ reference reads its tokens at import, exactly as a server process would.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import json
 import os
@@ -110,12 +111,10 @@ class _AppDriver:
         """Wait for the app to end; "" when it returned normally, else how it ended."""
         try:
             await asyncio.wait_for(asyncio.shield(self.task), self.timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             self.task.cancel()
-            try:
+            with contextlib.suppress(BaseException):  # its ending is what we report
                 await self.task
-            except BaseException:  # noqa: BLE001 - its ending is what we report
-                pass
             return "did not end (cancelled)"
         except BaseException as exc:  # noqa: BLE001
             return f"raised {type(exc).__name__}"
@@ -149,7 +148,7 @@ async def play_attempt_inprocess(app: Callable, scope: dict[str, Any], want: Exp
         obs.messages = [received]
         await driver.send({"type": "websocket.disconnect", "code": 1000})
         obs.after = await driver.finish()
-        obs.attempts = ["101 accepted subprotocol=%s" % first.get("subprotocol")]
+        obs.attempts = [f"101 accepted subprotocol={first.get('subprotocol')}"]
         return obs
     if kind == "websocket.http.response.start":
         headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in first.get("headers") or []]
@@ -231,8 +230,8 @@ def check_inprocess(case: Case, app: str, obs: Observation) -> list[str]:
 
 
 async def _inprocess_all(cases: Sequence[Case], tokens: dict[str, str]) -> dict[str, dict[str, dict[str, Any]]]:
-    from project.asgi import application as demo_app  # noqa: PLC0415 - needs Django set up first
-    from tests.conformance.reference_fastapi import app as reference_app  # noqa: PLC0415 - reads its tokens at import
+    from project.asgi import application as demo_app
+    from tests.conformance.reference_fastapi import app as reference_app
 
     apps = {"reference": reference_app, "demo": demo_app}
     results: dict[str, dict[str, dict[str, Any]]] = {app: {} for app in APPS}
@@ -263,7 +262,7 @@ def run_inprocess(cases: Sequence[Case], prov: Provision) -> dict[str, dict[str,
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))
     env["WSREJECT_LOG_LEVEL"] = "WARNING"
     command = [sys.executable, "-m", "tests.conformance.inprocess", str(spec_path), str(out_path)]
-    result = subprocess.run(command, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300)
+    result = subprocess.run(command, check=False, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300)
     if result.returncode != 0:
         raise RuntimeError(f"in-process worker failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
     data = json.loads(out_path.read_text())

@@ -159,7 +159,7 @@ class Provision:
 
 
 def provision(directory: Path) -> Provision:
-    from tests.support.demo import prepare_demo  # noqa: PLC0415
+    from tests.support.demo import prepare_demo
 
     demo = prepare_demo(directory)
     # The reference knows the tokens of existing users only: erin's (deleted) is unknown to it.

@@ -39,7 +39,7 @@ SHORT_TARGET = {
 
 def target_version(target: str) -> str:
     if target == IN_PROCESS:
-        from importlib import metadata  # noqa: PLC0415
+        from importlib import metadata
 
         return f"ASGI, fastapi {metadata.version('fastapi')}, channels {metadata.version('channels')}"
     return server_version(target)

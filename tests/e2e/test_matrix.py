@@ -35,11 +35,34 @@ from dataclasses import dataclass, field
 import pytest
 from websockets.exceptions import ConnectionClosed
 
-from tests.conformance.cases import CASES, CASES_BY_ID, LONG_DETAIL, Case, Expect, case_ids, deny_path
+from tests.conformance.cases import (
+    CASES,
+    CASES_BY_ID,
+    LONG_DETAIL,
+    Case,
+    Expect,
+    case_ids,
+    deny_path,
+)
 from tests.support.demo import DEMO_APP, DemoData, prepare_demo
-from tests.support.quirks import YES, Evidence, applied_quirks, denial_detail, evidence_state, has_quirk, server_version
+from tests.support.quirks import (
+    YES,
+    Evidence,
+    applied_quirks,
+    denial_detail,
+    evidence_state,
+    has_quirk,
+    server_version,
+)
 from tests.support.servers import HOST, Server, running_process, running_server
-from tests.support.wsclient import Accepted, Denied, NoResponse, RawResponse, raw_handshake, ws_connect
+from tests.support.wsclient import (
+    Accepted,
+    Denied,
+    NoResponse,
+    RawResponse,
+    raw_handshake,
+    ws_connect,
+)
 
 pytestmark = [pytest.mark.server]
 
@@ -113,7 +136,7 @@ async def _ws_attempt(url: str, request, want: Expect, outcome: Outcome, label: 
                 outcome.problems.append(f"{label}: a frame after the detail: {extra!r}")
             except ConnectionClosed:
                 pass
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 outcome.problems.append(f"{label}: the server did not close after the detail frame")
             outcome.close = (result.close_code, result.close_reason)
 

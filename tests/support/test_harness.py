@@ -15,6 +15,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import Awaitable, Callable
+from typing import Self
 
 import pytest
 
@@ -100,7 +101,7 @@ class Scripted:
         self.requests: list[bytes] = []
         self.server: asyncio.base_events.Server | None = None
 
-    async def __aenter__(self) -> Scripted:
+    async def __aenter__(self) -> Self:
         async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
             try:
                 request = await reader.readuntil(b"\r\n\r\n")
@@ -393,19 +394,19 @@ def test_commands_use_this_interpreter() -> None:
 
 
 def test_unknown_kind_and_bad_app_string() -> None:
-    with pytest.raises(ValueError):
-        with running_server("nginx", TINY_APP):
-            pass
-    with pytest.raises(ValueError):
-        with running_server("hypercorn", "no_colon"):
-            pass
+    with pytest.raises(ValueError), running_server("nginx", TINY_APP):
+        pass
+    with pytest.raises(ValueError), running_server("hypercorn", "no_colon"):
+        pass
 
 
 @pytest.mark.server
 def test_startup_failure_reports_the_log() -> None:
-    with pytest.raises(ServerStartError) as info:
-        with running_server("uvicorn-wsproto", "tests.support.no_such_module:app", startup_timeout=15):
-            pass
+    with (
+        pytest.raises(ServerStartError) as info,
+        running_server("uvicorn-wsproto", "tests.support.no_such_module:app", startup_timeout=15),
+    ):
+        pass
     message = str(info.value)
     assert "no_such_module" in message
     assert "uvicorn" in message
@@ -414,9 +415,11 @@ def test_startup_failure_reports_the_log() -> None:
 @pytest.mark.server
 def test_startup_timeout_is_bounded(monkeypatch) -> None:
     monkeypatch.setattr(processes, "probe_http", lambda host, port, timeout=1.0: False)
-    with pytest.raises(ServerStartError) as info:
-        with running_server("uvicorn-wsproto", TINY_APP, startup_timeout=1.0, ready="http"):
-            pass
+    with (
+        pytest.raises(ServerStartError) as info,
+        running_server("uvicorn-wsproto", TINY_APP, startup_timeout=1.0, ready="http"),
+    ):
+        pass
     assert "no answer within 1 s" in str(info.value)
 
 
@@ -446,10 +449,10 @@ def test_env_and_teardown_of_the_whole_process_group() -> None:
                 answer += chunk
         assert answer.startswith(b"HTTP/1.1 200") and answer.endswith(b"from-env")
         pid = server.process.pid
-        children = subprocess.run(["pgrep", "-g", str(pid)], capture_output=True, text=True).stdout.split()
+        children = subprocess.run(["pgrep", "-g", str(pid)], check=False, capture_output=True, text=True).stdout.split()
         assert len(children) >= 1
     assert server.process.poll() is not None
-    leftover = subprocess.run(["pgrep", "-g", str(pid)], capture_output=True, text=True).stdout.split()
+    leftover = subprocess.run(["pgrep", "-g", str(pid)], check=False, capture_output=True, text=True).stdout.split()
     assert leftover == []
     with pytest.raises(OSError):
         socket.create_connection(server.address, timeout=1).close()

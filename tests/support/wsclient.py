@@ -20,14 +20,14 @@ import json
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Union
+from typing import Any, Self
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import InvalidStatus
 
 WS_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 HeaderPairs = Sequence[tuple[str, str]]
-HeaderInput = Union[HeaderPairs, dict, None]
+HeaderInput = HeaderPairs | dict | None
 
 MAX_HEAD = 64 * 1024
 MAX_BODY = 4 * 1024 * 1024
@@ -184,7 +184,7 @@ async def _read_until_eof(reader: asyncio.StreamReader, timeout: float, limit: i
             return bytes(data), False, False
         try:
             chunk = await asyncio.wait_for(reader.read(65536), remaining)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             return bytes(data), False, False
         except (ConnectionResetError, BrokenPipeError):
             return bytes(data), True, True
@@ -298,7 +298,7 @@ async def raw_handshake(
         writer.close()
         try:
             await asyncio.wait_for(writer.wait_closed(), 1.0)
-        except (OSError, asyncio.TimeoutError):
+        except (TimeoutError, OSError):
             pass
 
 
@@ -392,7 +392,7 @@ class Accepted(_HeaderAccess):
     def close_reason(self) -> str | None:
         return self.connection.close_reason
 
-    async def __aenter__(self) -> Accepted:
+    async def __aenter__(self) -> Self:
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
@@ -476,7 +476,7 @@ async def _check_accepted(expect: Any, result: Accepted, timeout: float) -> tupl
         if expect.first_message is not None:
             try:
                 first = await result.recv(timeout)
-            except (asyncio.TimeoutError, Exception) as exc:  # noqa: BLE001 - reported, not raised
+            except (TimeoutError, Exception) as exc:  # noqa: BLE001 - reported, not raised
                 problems.append(f"ws first message: expected {expect.first_message!r}, got {exc!r}")
                 return problems, received
             received.append(first)
@@ -486,7 +486,7 @@ async def _check_accepted(expect: Any, result: Accepted, timeout: float) -> tupl
             await result.send(outgoing)
             try:
                 got = await result.recv(timeout)
-            except (asyncio.TimeoutError, Exception) as exc:  # noqa: BLE001
+            except (TimeoutError, Exception) as exc:  # noqa: BLE001
                 problems.append(f"ws reply to {outgoing!r}: expected {reply!r}, got {exc!r}")
                 break
             received.append(got)
