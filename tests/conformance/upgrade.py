@@ -37,6 +37,7 @@ from tests.conformance.runner import select_cases
 from tests.conformance.targets import APPS
 from tests.support.quirks import (
     EVIDENCE,
+    EVIDENCE_SHOWS,
     MODIFICATIONS,
     PARTLY,
     REPLACEMENTS,
@@ -159,7 +160,8 @@ def classify(kind: str, runs: Sequence[ServerRun], versions: Mapping[str, str | 
                 report.disappeared.setdefault(what, []).append(f"(evidence: {state})")
         elif state in (YES, PARTLY):
             hints = (f"{what} (recorded for {', '.join(recorded[what])})",) if what in recorded else ()
-            found.append(("(evidence)", "both apps", f"{what}: {state}", hints))
+            shows = EVIDENCE_SHOWS[what] if state == YES else f"partly: {EVIDENCE_SHOWS[what]}"
+            found.append(("(evidence)", "both apps", f"{what}: {shows}", hints))
 
     for quirk in active:
         if quirk.what not in report.confirmed and quirk.what not in report.disappeared and quirk.what not in report.unjudged:

@@ -703,6 +703,17 @@ EVIDENCE: dict[str, Callable[[Evidence], str | None]] = {
 }
 
 
+# what -> what the evidence shows when the judge says YES, for reports
+EVIDENCE_SHOWS: dict[str, str] = {
+    "status-line.no-reason-phrase": "denials have an empty reason phrase",
+    "log.deprecated-implementation": "the log says the `websockets` implementation is deprecated",
+    "log.denial-logged-as-error": "the log calls correct denials an error (handshake not completed)",
+    "log.informational-protocol-error": "the log shows h11's LocalProtocolError after a 1xx denial",
+    "denial.header-lines-grouped-by-name": "the lines of a repeated header name are sent together, not in the app's order",
+    "close.reason-dropped": "close frames after accept arrive without their reason",
+}
+
+
 def evidence_state(what: str, evidences: Iterable[Evidence]) -> str | None:
     """EVIDENCE[what] over several runs of one kind (both apps): runs that cannot tell are
     left out; YES or NO when the others agree, PARTLY otherwise."""

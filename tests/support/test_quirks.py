@@ -13,6 +13,7 @@ from packaging.specifiers import SpecifierSet
 from tests.conformance.cases import CASES, CASES_BY_ID
 from tests.support.quirks import (
     EVIDENCE,
+    EVIDENCE_SHOWS,
     KIND_DISTRIBUTIONS,
     MEASURED,
     MODIFICATIONS,
@@ -71,6 +72,7 @@ def test_the_table_is_well_formed() -> None:
             measured = [{dist: spec.lstrip("=") for dist, spec in combo.items()} for combo in MEASURED[kind]]
             assert any(quirk.applies_to(versions) for versions in measured), (kind, quirk.what)
             assert quirk.why.strip(), (kind, quirk.what)
+    assert set(EVIDENCE_SHOWS) == set(EVIDENCE)
     for kind, combinations in MEASURED.items():
         for combination in combinations:
             assert set(combination) == set(KIND_DISTRIBUTIONS[kind]), kind
