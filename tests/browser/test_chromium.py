@@ -84,12 +84,18 @@ def utf8_prefix(text: str, limit: int) -> str:
     return "".join(out)
 
 
-def ws_try(driver, path: str, timeout_ms: int = 5000) -> dict:
+# How long a page waits for a socket to close: every socket here closes by itself (a denial,
+# a close-code close, or the page's own close after the first frame), so this only bounds a
+# broken run. Generous, since the machine may be loaded; below the driver's 20 s script timeout.
+SOCKET_TIMEOUT_MS = 12_000
+
+
+def ws_try(driver, path: str, timeout_ms: int = SOCKET_TIMEOUT_MS) -> dict:
     """The demo page's own ``wsTry`` (the page must be the demo's ``/``)."""
     return driver.execute_async_script(WS_TRY, path, timeout_ms)
 
 
-def probe(driver, url: str, *, message: str | None = None, close_on_frame: bool = False, timeout_ms: int = 5000) -> dict:
+def probe(driver, url: str, *, message: str | None = None, close_on_frame: bool = False, timeout_ms: int = SOCKET_TIMEOUT_MS) -> dict:
     return driver.execute_async_script(PROBE, url, message, close_on_frame, timeout_ms)
 
 
@@ -217,8 +223,9 @@ def log_in_via_admin(driver, server, username: str, *, then: tuple[str, str]) ->
     driver.find_element(By.ID, "id_username").send_keys(username)
     driver.find_element(By.ID, "id_password").send_keys(DEMO_PASSWORD)
     driver.find_element(By.CSS_SELECTOR, "input[type=submit]").click()
-    WebDriverWait(driver, 10).until(EC.staleness_of(form))
-    WebDriverWait(driver, 10).until(EC.presence_of_element_located(then))
+    # Generous limits (a login hashes the password: slow on a loaded machine); they only bound a failure.
+    WebDriverWait(driver, 30).until(EC.staleness_of(form))
+    WebDriverWait(driver, 30).until(EC.presence_of_element_located(then))
 
 
 def test_session_cookie_from_admin_login_authenticates_the_handshake(chromium, demo_server):
