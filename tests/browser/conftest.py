@@ -138,7 +138,7 @@ FOREIGN_PAGE = b"""<!doctype html>
 
 
 class _ForeignHandler(http.server.BaseHTTPRequestHandler):
-    def do_GET(self):  # noqa: N802 - http.server's naming
+    def do_GET(self):
         self.send_response(200)
         self.send_header("content-type", "text/html; charset=utf-8")
         self.send_header("content-length", str(len(FOREIGN_PAGE)))

@@ -22,6 +22,7 @@ from urllib.parse import quote
 
 import pytest
 from selenium.webdriver.common.by import By
+from selenium.webdriver.support import expected_conditions as EC
 from selenium.webdriver.support.ui import WebDriverWait
 
 from tests.support.demo import DEMO_PASSWORD, manage
@@ -83,12 +84,18 @@ def utf8_prefix(text: str, limit: int) -> str:
     return "".join(out)
 
 
-def ws_try(driver, path: str, timeout_ms: int = 5000) -> dict:
+# How long a page waits for a socket to close: every socket here closes by itself (a denial,
+# a close-code close, or the page's own close after the first frame), so this only bounds a
+# broken run. Generous, since the machine may be loaded; below the driver's 20 s script timeout.
+SOCKET_TIMEOUT_MS = 12_000
+
+
+def ws_try(driver, path: str, timeout_ms: int = SOCKET_TIMEOUT_MS) -> dict:
     """The demo page's own ``wsTry`` (the page must be the demo's ``/``)."""
     return driver.execute_async_script(WS_TRY, path, timeout_ms)
 
 
-def probe(driver, url: str, *, message: str | None = None, close_on_frame: bool = False, timeout_ms: int = 5000) -> dict:
+def probe(driver, url: str, *, message: str | None = None, close_on_frame: bool = False, timeout_ms: int = SOCKET_TIMEOUT_MS) -> dict:
     return driver.execute_async_script(PROBE, url, message, close_on_frame, timeout_ms)
 
 
@@ -105,12 +112,12 @@ def denial_lines(server, path: str, status: int, detail: str, transport: str) ->
     pattern = re.compile(
         rf"WebSocket denied: path={re.escape(path)} status={status} detail={re.escape(detail)} "
         rf"user=\S+ client=\S+ mode={transport}$",
-        re.M,
+        re.MULTILINE,
     )
     return len(pattern.findall(server.log()))
 
 
-def wait_for_denial_line(server, path, status, detail, transport, *, before: int, timeout: float = 3.0) -> None:
+def wait_for_denial_line(server, path, status, detail, transport, *, before: int, timeout: float = 10.0) -> None:
     deadline = time.monotonic() + timeout
     while denial_lines(server, path, status, detail, transport) <= before:
         if time.monotonic() > deadline:
@@ -206,18 +213,25 @@ def test_close_code_reason_is_cut_at_123_bytes_on_a_character_boundary(chromium,
 # --- 3. the session cookie authenticates a real browser handshake ----------------------------
 
 
-def log_in_via_admin(driver, server, username: str) -> None:
+def log_in_via_admin(driver, server, username: str, *, then: tuple[str, str]) -> None:
+    """Submit the admin's login form and wait until the answer page is there: the form's
+    page is gone (its elements are stale) and an element only the answer has (``then``, a
+    locator) is present. Waiting for ``document.readyState`` would race: the login page
+    itself is already "complete" when the click returns."""
     driver.get(server.http_url("/admin/login/?next=/"))
+    form = driver.find_element(By.ID, "login-form")
     driver.find_element(By.ID, "id_username").send_keys(username)
     driver.find_element(By.ID, "id_password").send_keys(DEMO_PASSWORD)
     driver.find_element(By.CSS_SELECTOR, "input[type=submit]").click()
-    WebDriverWait(driver, 10).until(lambda d: d.execute_script("return document.readyState") == "complete")
+    # Generous limits (a login hashes the password: slow on a loaded machine); they only bound a failure.
+    WebDriverWait(driver, 30).until(EC.staleness_of(form))
+    WebDriverWait(driver, 30).until(EC.presence_of_element_located(then))
 
 
 def test_session_cookie_from_admin_login_authenticates_the_handshake(chromium, demo_server):
     # carol is staff, so the admin's login form (CSRF and all) gives the browser a session.
-    log_in_via_admin(chromium, demo_server, "carol")
-    WebDriverWait(chromium, 10).until(lambda d: d.current_url == demo_server.http_url("/"))
+    log_in_via_admin(chromium, demo_server, "carol", then=(By.ID, "results"))  # the demo page
+    assert chromium.current_url == demo_server.http_url("/")
     assert "You are logged in as carol" in page_text(chromium)
     assert chromium.get_cookie("sessionid") is not None
 
@@ -254,7 +268,7 @@ def alice_session_key(demo) -> str:
 
 def test_session_cookie_of_a_member(chromium, demo_server, alice_session_key):
     # The admin's login form refuses alice (not staff): no session from there.
-    log_in_via_admin(chromium, demo_server, "alice")
+    log_in_via_admin(chromium, demo_server, "alice", then=(By.CSS_SELECTOR, ".errornote"))  # refused
     assert "/admin/login/" in chromium.current_url
     assert "staff account" in chromium.find_element(By.CSS_SELECTOR, ".errornote").text
     assert chromium.get_cookie("sessionid") is None

@@ -4,7 +4,7 @@ Each :class:`Case` is one request (path, headers, subprotocols, origin, how many
 times) and what **both** apps — the FastAPI reference and the Django demo — must
 answer on a server with the ASGI WebSocket Denial Response extension. Nothing here
 is specific to a server: what a given server does differently is in
-``tests/support/servers.py`` (``SERVER_QUIRKS`` and ``expected_on_server``).
+``tests/support/quirks.py`` (``SERVER_QUIRKS``, keyed to versions, and ``applied_quirks``).
 
 Credentials are symbolic: ``{token:alice}`` in a header value or in the path is
 replaced by alice's token when the case is resolved (:meth:`Case.resolve`); the

@@ -91,7 +91,7 @@ def load_tokens() -> dict[str, str]:
     raw = os.environ.get("WSREJECT_REF_TOKENS", "{}")
     mapping = json.loads(raw)
     if not isinstance(mapping, dict):
-        raise RuntimeError("WSREJECT_REF_TOKENS must be a JSON object {username: token}")
+        raise TypeError("WSREJECT_REF_TOKENS must be a JSON object {username: token}")
     return {str(token): str(username) for username, token in mapping.items()}
 
 

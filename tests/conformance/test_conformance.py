@@ -6,11 +6,13 @@ For each (target, case) one test asserts that
 * the two apps' answers agree, except for the fields ``differences.py`` documents as
   deliberate (``X`` in the runner's table is a failure here);
 * the demo's answer is the case's expectation on that target (the case table with the
-  server's measured quirks, ``servers.applied_quirks``), over the wire with the raw client
-  and with the ``websockets`` client — this is also issue 3's real-server matrix;
+  quirks of the installed server versions, ``quirks.applied_quirks``), over the wire with
+  the raw client and with the ``websockets`` client — this is also issue 3's real-server
+  matrix;
 * the reference's answer is its expectation there too (so a server that changes is noticed).
 
-Module-wide: no entry of ``differences.py`` and no quirk in ``SERVER_QUIRKS`` is stale,
+Module-wide: no entry of ``differences.py`` and no quirk of ``SERVER_QUIRKS`` (for the
+installed versions) is stale,
 nothing of case 16's exception reaches any client, and ``docs/conformance.md`` is what the
 runner generates now. The whole matrix runs once per module (each server started once per
 app, cases played concurrently); the side-by-side table is printed at the end.
@@ -39,7 +41,18 @@ from tests.conformance.runner import (
     render_text,
     run_matrix,
 )
-from tests.support.servers import MODIFICATIONS, REPLACEMENTS, quirks, server_version
+from tests.support.quirks import (
+    EVIDENCE,
+    MODIFICATIONS,
+    NO,
+    REPLACEMENTS,
+    YES,
+    evidence_state,
+    quirk_keys,
+    quirks,
+    server_version,
+    unmeasured_message,
+)
 
 pytestmark = [pytest.mark.server]
 
@@ -105,6 +118,9 @@ def test_case(matrix: Matrix, target: str, case_id: str) -> None:
             for app, obs in (("reference", cell.reference), ("demo", cell.demo))
         )
         version = "in process" if target == IN_PROCESS else server_version(target)
+        unmeasured = None if target == IN_PROCESS else unmeasured_message(target)
+        if unmeasured:
+            failures.insert(0, unmeasured)
         pytest.fail(f"{case_id} on {target} ({version}):\n  " + "\n  ".join(failures) + raws, pytrace=False)
     for diff, entry in cell.documented:  # documented ones must really be documented for this cell
         assert documentation_for(case_id, target, diff.field) is entry
@@ -123,19 +139,24 @@ def test_case_16_leaks_nothing(matrix: Matrix, target: str) -> None:
 
 @pytest.mark.parametrize("kind", SERVER_TARGETS)
 def test_every_quirk_is_observed(matrix: Matrix, kind: str) -> None:
-    """Each quirk of this server that shapes expectations applied to some case with one of
-    the two apps (and that case passed, see test_case). A quirk nothing exercises is stale.
-    Log and status-line quirks are asserted by test_reference.py."""
+    """Each quirk of this server (for the installed versions) either shaped some case's
+    expectation with one of the two apps (and that case passed, see test_case) or shows in
+    the runs' evidence; no evidence quirk shows that the table does not list."""
     _need(matrix, kind)
-    used = {
-        key
-        for app in ("reference", "demo")
-        for obs in matrix.server_runs[(kind, app)].observations.values()
-        for key in obs.quirks
-    }
+    runs = [matrix.server_runs[(kind, app)] for app in ("reference", "demo")]
+    used = {key for run in runs for obs in run.observations.values() for key in obs.quirks}
     for quirk in quirks(kind):
         if quirk.what in REPLACEMENTS or quirk.what in MODIFICATIONS:
             assert quirk.what in used, f"{kind}: quirk {quirk.what!r} applies to no case"
+    evidences = [run.evidence() for run in runs]
+    for what in EVIDENCE:
+        if what == "close.reason-dropped":  # after accept only: tests/e2e/test_matrix.py
+            continue
+        state = evidence_state(what, evidences)
+        if what in quirk_keys(kind):
+            assert state == YES, f"{kind} ({server_version(kind)}): {what} is {state}, the table says {YES}"
+        else:
+            assert state in (NO, None), f"{kind} ({server_version(kind)}): {what} is {state}, not in the table"
 
 
 def test_no_stale_difference_entries(matrix: Matrix) -> None:

@@ -2,6 +2,6 @@
 denial extension (stock Daphne) every denial is accepted, sent as one ``{"detail": ...}``
 frame and closed with ``4000 + status`` and the detail as reason."""
 
-from project.settings import *  # noqa: F403
+from project.settings import *
 
-WSREJECT = {**WSREJECT, "FALLBACK": "close_code"}  # noqa: F405
+WSREJECT = {**WSREJECT, "FALLBACK": "close_code"}

@@ -11,7 +11,7 @@ Here:
   ``403 Access denied`` — no headers, no body, connection closed; accepted cases unchanged;
 * **stock Daphne, fallback ``close_code``** (``tests/e2e/settings_close_code.py``): every
   denial is accepted, then one ``{"detail": ...}`` frame and a close with ``4000 + status``,
-  read with the ``websockets`` client; Daphne drops the close reason (documented below);
+  read with the ``websockets`` client; Daphne drops the close reason (``close.reason-dropped``);
 * **close-code mode on Daphne + wsreject** (the demo's ``/ws/browser/`` endpoints): the
   reason arrives, cut to 123 bytes without splitting a UTF-8 character;
 * **``python manage.py runserver``** on the demo: scenario case 2 to a plain ``websockets``
@@ -35,18 +35,34 @@ from dataclasses import dataclass, field
 import pytest
 from websockets.exceptions import ConnectionClosed
 
-from tests.conformance.cases import CASES, CASES_BY_ID, LONG_DETAIL, Case, Expect, case_ids, deny_path
-from tests.support.demo import DEMO_APP, DemoData, prepare_demo
-from tests.support.servers import (
-    HOST,
-    Quirk,
-    Server,
-    applied_quirks,
-    has_quirk,
-    running_process,
-    running_server,
+from tests.conformance.cases import (
+    CASES,
+    CASES_BY_ID,
+    LONG_DETAIL,
+    Case,
+    Expect,
+    case_ids,
+    deny_path,
 )
-from tests.support.wsclient import Accepted, Denied, NoResponse, RawResponse, raw_handshake, ws_connect
+from tests.support.demo import DEMO_APP, DemoData, prepare_demo
+from tests.support.quirks import (
+    YES,
+    Evidence,
+    applied_quirks,
+    denial_detail,
+    evidence_state,
+    has_quirk,
+    server_version,
+)
+from tests.support.servers import HOST, Server, running_process, running_server
+from tests.support.wsclient import (
+    Accepted,
+    Denied,
+    NoResponse,
+    RawResponse,
+    raw_handshake,
+    ws_connect,
+)
 
 pytestmark = [pytest.mark.server]
 
@@ -54,18 +70,6 @@ CLOSE_CODE_SETTINGS = "tests.e2e.settings_close_code"
 CONCURRENCY = 16
 TIMEOUT = 5.0
 CLOSE_TIMEOUT = 2.0
-
-# Measured 2026-11 on daphne 4.2.3 (ws_protocol.WebSocketProtocol.handle_reply). Kept here,
-# asserted below, and listed in the README's server table; it belongs with
-# SERVER_QUIRKS["daphne-stock"] in tests/support/servers.py.
-STOCK_DAPHNE_DROPS_CLOSE_REASON = Quirk(
-    "close.reason-dropped",
-    "daphne 4.2.3: after accept, `websocket.close` goes out with its code only "
-    "(`serverClose(code=...)`); the `reason` never reaches the client. In close-code mode the "
-    "client gets 4000 + status with an empty reason, and the detail only from the "
-    '`{"detail": ...}` frame wsreject sends before closing.',
-)
-
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory) -> DemoData:
@@ -132,7 +136,7 @@ async def _ws_attempt(url: str, request, want: Expect, outcome: Outcome, label: 
                 outcome.problems.append(f"{label}: a frame after the detail: {extra!r}")
             except ConnectionClosed:
                 pass
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 outcome.problems.append(f"{label}: the server did not close after the detail frame")
             outcome.close = (result.close_code, result.close_reason)
 
@@ -210,7 +214,7 @@ def test_stock_daphne_fallback_close(fallback_close, case_id: str) -> None:
     # Daphne's own answers: a bare status line, nothing else, then the connection closes.
     assert raw.headers == [] and raw.body == b"" and raw.closed_by_server is True and not raw.reset
     if case_id == "origin-two-headers":
-        assert has_quirk("daphne-stock", "handshake.repeated-origin-400")
+        assert has_quirk("daphne-stock", "handshake.repeated-origin-400-bare")
         assert (raw.status, raw.reason.split(":")[0]) == (400, "HTTP Origin header invalid")
     else:
         assert has_quirk("daphne-stock", "close-before-accept.403-access-denied")
@@ -227,10 +231,17 @@ def test_stock_daphne_fallback_close_code(fallback_close_code, case_id: str) -> 
     assert not outcome.problems, f"{case_id}:\n" + "\n".join(outcome.problems)
     expect, _ = applied_quirks("daphne-stock", case, fallback="close_code")
     if case.expect.denied and expect.accepted:
-        # 4000 + status; the reason is dropped by stock Daphne (documented above).
-        assert outcome.close == (4000 + case.expect.status, ""), STOCK_DAPHNE_DROPS_CLOSE_REASON.why
+        # 4000 + status; stock Daphne drops the reason (SERVER_QUIRKS: close.reason-dropped).
+        reason = "" if has_quirk("daphne-stock", "close.reason-dropped") else _truncated(denial_detail(case.expect))
+        assert outcome.close == (4000 + case.expect.status, reason), f"daphne-stock ({server_version('daphne-stock')})"
     else:
         assert outcome.close is None
+
+
+def test_stock_daphne_close_reason_quirk(fallback_close_code) -> None:
+    """``close.reason-dropped`` is in the table exactly when this run shows it."""
+    state = evidence_state("close.reason-dropped", [Evidence(closes={k: o.close for k, o in fallback_close_code.items() if o.close})])
+    assert (state == YES) == has_quirk("daphne-stock", "close.reason-dropped"), state
 
 
 # --- close-code mode on Daphne + wsreject (/ws/browser/) ---------------------------------------

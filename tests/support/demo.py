@@ -31,6 +31,7 @@ def manage(*args: str, env: dict[str, str], timeout: float = 120) -> str:
     """Run ``manage.py`` with ``env``; return stdout, or fail with the output."""
     result = subprocess.run(
         [sys.executable, "manage.py", *args],
+        check=False,
         cwd=REPO_ROOT,
         env={**os.environ, **env},
         capture_output=True,

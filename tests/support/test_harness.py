@@ -8,15 +8,19 @@ below (``tests.support.test_harness:tiny_app``).
 from __future__ import annotations
 
 import asyncio
+import http.server
 import os
 import socket
 import subprocess
 import sys
+import threading
 from collections.abc import Awaitable, Callable
+from typing import Self
 
 import pytest
 
-from tests.support import servers
+from tests.support import processes
+from tests.support.processes import group_listens_on
 from tests.support.servers import (
     ALL_SERVER_KINDS,
     DENIAL_EXTENSION_KINDS,
@@ -97,7 +101,7 @@ class Scripted:
         self.requests: list[bytes] = []
         self.server: asyncio.base_events.Server | None = None
 
-    async def __aenter__(self) -> Scripted:
+    async def __aenter__(self) -> Self:
         async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
             try:
                 request = await reader.readuntil(b"\r\n\r\n")
@@ -324,9 +328,59 @@ async def test_ws_connect_denied_keeps_status_headers_body() -> None:
 
 
 def test_free_port_is_bindable() -> None:
-    port = free_port()
+    # Another process may take the port between the two calls (that is why running_process
+    # retries); three misses in a row would mean free_port hands out taken ports.
+    for _ in range(3):
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", free_port()))
+            except OSError:
+                continue
+            return
+    pytest.fail("three ports from free_port() could not be bound")
+
+
+def test_group_listens_on() -> None:
     with socket.socket() as sock:
-        sock.bind(("127.0.0.1", port))
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+        assert group_listens_on(os.getpgrp(), port) is False  # bound, not listening
+        sock.listen()
+        assert group_listens_on(os.getpgrp(), port) is True
+        # A group this process is not in does not hold it (1: init's group).
+        assert group_listens_on(1, port) is False
+
+
+class _Answers501(http.server.BaseHTTPRequestHandler):
+    def log_message(self, format, *args):  # quiet
+        pass
+
+
+@pytest.mark.server
+def test_a_port_answered_by_another_process_is_not_ready(monkeypatch) -> None:
+    """The server loses its port to another process, which answers the readiness probe
+    while the loser is still on its way out: not ready, retried on a new port."""
+    foreign = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Answers501)
+    thread = threading.Thread(target=foreign.serve_forever, daemon=True)
+    thread.start()
+    taken = foreign.server_address[1]
+    assert processes.probe_http("127.0.0.1", taken)
+    ports = iter([taken])
+    real_free_port = processes.free_port
+    monkeypatch.setattr(processes, "free_port", lambda host="127.0.0.1": next(ports, None) or real_free_port())
+    # On the taken port: a process that takes a while to notice, then exits as a server does.
+    loser = "import sys, time; time.sleep(2); print('OSError: [Errno 98] Address already in use'); sys.exit(1)"
+    try:
+        with processes.running_process(
+            lambda port: [sys.executable, "-c", loser] if port == taken else server_command("uvicorn-wsproto", TINY_APP, port),
+            label="loser",
+        ) as server:
+            assert server.port != taken
+            assert group_listens_on(server.process.pid, server.port) is True
+    finally:
+        foreign.shutdown()
+        foreign.server_close()
+        thread.join(5)
 
 
 def test_commands_use_this_interpreter() -> None:
@@ -340,19 +394,19 @@ def test_commands_use_this_interpreter() -> None:
 
 
 def test_unknown_kind_and_bad_app_string() -> None:
-    with pytest.raises(ValueError):
-        with running_server("nginx", TINY_APP):
-            pass
-    with pytest.raises(ValueError):
-        with running_server("hypercorn", "no_colon"):
-            pass
+    with pytest.raises(ValueError), running_server("nginx", TINY_APP):
+        pass
+    with pytest.raises(ValueError), running_server("hypercorn", "no_colon"):
+        pass
 
 
 @pytest.mark.server
 def test_startup_failure_reports_the_log() -> None:
-    with pytest.raises(ServerStartError) as info:
-        with running_server("uvicorn-wsproto", "tests.support.no_such_module:app", startup_timeout=15):
-            pass
+    with (
+        pytest.raises(ServerStartError) as info,
+        running_server("uvicorn-wsproto", "tests.support.no_such_module:app", startup_timeout=15),
+    ):
+        pass
     message = str(info.value)
     assert "no_such_module" in message
     assert "uvicorn" in message
@@ -360,10 +414,12 @@ def test_startup_failure_reports_the_log() -> None:
 
 @pytest.mark.server
 def test_startup_timeout_is_bounded(monkeypatch) -> None:
-    monkeypatch.setattr(servers, "probe_http", lambda host, port, timeout=1.0: False)
-    with pytest.raises(ServerStartError) as info:
-        with running_server("uvicorn-wsproto", TINY_APP, startup_timeout=1.0, ready="http"):
-            pass
+    monkeypatch.setattr(processes, "probe_http", lambda host, port, timeout=1.0: False)
+    with (
+        pytest.raises(ServerStartError) as info,
+        running_server("uvicorn-wsproto", TINY_APP, startup_timeout=1.0, ready="http"),
+    ):
+        pass
     assert "no answer within 1 s" in str(info.value)
 
 
@@ -373,8 +429,8 @@ def test_port_clash_is_retried(monkeypatch) -> None:
     taken.bind(("127.0.0.1", 0))
     taken.listen()
     ports = iter([taken.getsockname()[1]])
-    real_free_port = servers.free_port
-    monkeypatch.setattr(servers, "free_port", lambda host="127.0.0.1": next(ports, None) or real_free_port())
+    real_free_port = processes.free_port
+    monkeypatch.setattr(processes, "free_port", lambda host="127.0.0.1": next(ports, None) or real_free_port())
     try:
         with running_server("uvicorn-wsproto", TINY_APP) as server:
             assert server.port != taken.getsockname()[1]
@@ -393,10 +449,10 @@ def test_env_and_teardown_of_the_whole_process_group() -> None:
                 answer += chunk
         assert answer.startswith(b"HTTP/1.1 200") and answer.endswith(b"from-env")
         pid = server.process.pid
-        children = subprocess.run(["pgrep", "-g", str(pid)], capture_output=True, text=True).stdout.split()
+        children = subprocess.run(["pgrep", "-g", str(pid)], check=False, capture_output=True, text=True).stdout.split()
         assert len(children) >= 1
     assert server.process.poll() is not None
-    leftover = subprocess.run(["pgrep", "-g", str(pid)], capture_output=True, text=True).stdout.split()
+    leftover = subprocess.run(["pgrep", "-g", str(pid)], check=False, capture_output=True, text=True).stdout.split()
     assert leftover == []
     with pytest.raises(OSError):
         socket.create_connection(server.address, timeout=1).close()

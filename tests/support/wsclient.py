@@ -20,14 +20,14 @@ import json
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Union
+from typing import Any, Self
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import InvalidStatus
 
 WS_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 HeaderPairs = Sequence[tuple[str, str]]
-HeaderInput = Union[HeaderPairs, dict, None]
+HeaderInput = HeaderPairs | dict | None
 
 MAX_HEAD = 64 * 1024
 MAX_BODY = 4 * 1024 * 1024
@@ -184,7 +184,7 @@ async def _read_until_eof(reader: asyncio.StreamReader, timeout: float, limit: i
             return bytes(data), False, False
         try:
             chunk = await asyncio.wait_for(reader.read(65536), remaining)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             return bytes(data), False, False
         except (ConnectionResetError, BrokenPipeError):
             return bytes(data), True, True
@@ -298,7 +298,7 @@ async def raw_handshake(
         writer.close()
         try:
             await asyncio.wait_for(writer.wait_closed(), 1.0)
-        except (OSError, asyncio.TimeoutError):
+        except (TimeoutError, OSError):
             pass
 
 
@@ -392,7 +392,7 @@ class Accepted(_HeaderAccess):
     def close_reason(self) -> str | None:
         return self.connection.close_reason
 
-    async def __aenter__(self) -> Accepted:
+    async def __aenter__(self) -> Self:
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
@@ -456,6 +456,11 @@ class Played:
     ws: list[Accepted | Denied | BaseException] = field(default_factory=list)
     messages: list[list[str | bytes]] = field(default_factory=list)  # per accepted ws attempt
     problems: list[str] = field(default_factory=list)
+    # The parts of ``problems`` that do not depend on the last attempt's expectation: the
+    # attempts before it, and what was read after the last ws attempt's accept.
+    before_problems: list[str] = field(default_factory=list)
+    accepted_problems: list[str] = field(default_factory=list)
+    ws_last: bool = False  # the last attempt went through websockets too
 
     @property
     def last_raw(self) -> RawResponse | None:
@@ -471,7 +476,7 @@ async def _check_accepted(expect: Any, result: Accepted, timeout: float) -> tupl
         if expect.first_message is not None:
             try:
                 first = await result.recv(timeout)
-            except (asyncio.TimeoutError, Exception) as exc:  # noqa: BLE001 - reported, not raised
+            except (TimeoutError, Exception) as exc:  # noqa: BLE001 - reported, not raised
                 problems.append(f"ws first message: expected {expect.first_message!r}, got {exc!r}")
                 return problems, received
             received.append(first)
@@ -481,13 +486,46 @@ async def _check_accepted(expect: Any, result: Accepted, timeout: float) -> tupl
             await result.send(outgoing)
             try:
                 got = await result.recv(timeout)
-            except (asyncio.TimeoutError, Exception) as exc:  # noqa: BLE001
+            except (TimeoutError, Exception) as exc:  # noqa: BLE001
                 problems.append(f"ws reply to {outgoing!r}: expected {reply!r}, got {exc!r}")
                 break
             received.append(got)
             if got != reply:
                 problems.append(f"ws reply to {outgoing!r}: expected {reply!r}, got {got!r}")
     return problems, received
+
+
+def _check_ws(want: Any, result: Accepted | Denied | BaseException, label: str, accepted_problems: list[str]) -> list[str]:
+    """Mismatches of one ``websockets`` attempt with ``want`` (pure: what was read after an
+    accept was checked while reading, ``accepted_problems``)."""
+    if isinstance(result, Accepted):
+        if not want.accepted:
+            return [f"{label}: ws accepted, expected {want.status}"]
+        return list(accepted_problems)
+    if isinstance(result, Denied):
+        if want.status is None or want.accepted:
+            return [f"{label}: ws denied with {result.status_code}, expected {want.status}"]
+        return [f"{label}: ws {p}" for p in want.check_denied(result)]
+    if want.status is not None:
+        return [f"{label}: ws failed: {result!r}"]
+    return []
+
+
+def check_played(case: Any, played: Played, expect: Any) -> list[str]:
+    """Every mismatch of ``played`` with the case when its last attempt must look like
+    ``expect`` (pure, so a played case can be judged again against another expectation).
+    Messages after an accept are read while playing, so an accept where ``expect`` was a
+    denial leaves them unread: reported as such."""
+    problems = list(played.before_problems)
+    label = f"attempt {case.repeat}" if case.repeat > 1 else "raw"
+    problems += [f"{label}: {p}" for p in expect.check_raw(played.last_raw)]
+    if played.ws_last:
+        result = played.ws[-1]
+        if isinstance(result, Accepted) and expect.accepted and played.accepted_problems == ["ws: not read"]:
+            problems.append("ws: accepted; the messages after accept were not read (a denial was expected)")
+        else:
+            problems += _check_ws(expect, result, "ws", played.accepted_problems)
+    return problems
 
 
 async def play_case(
@@ -507,7 +545,8 @@ async def play_case(
     checked against ``case.before``. The last goes through ``raw_handshake`` (checked
     exactly against ``expect``, default ``case.expect``) and then, unless the case
     repeats or the expectation says the server dies, through ``ws_connect`` as well.
-    ``Played.problems`` lists every mismatch; empty means the case passed.
+    ``Played.problems`` lists every mismatch (:func:`check_played`); empty means the case
+    passed.
     """
     expect = case.expect if expect is None else expect
     request = case.resolve(tokens)
@@ -515,7 +554,8 @@ async def play_case(
     url = f"ws://{host}:{port}{request.path}"
     played = Played()
 
-    async def ws_attempt(want: Any, label: str) -> None:
+    async def ws_attempt(want: Any, label: str) -> list[str]:
+        """One websockets attempt; the problems found while reading after an accept."""
         try:
             result: Accepted | Denied | BaseException = await ws_connect(
                 url, headers=headers, subprotocols=request.subprotocols or None, timeout=timeout
@@ -523,24 +563,19 @@ async def play_case(
         except Exception as exc:  # noqa: BLE001 - a client-side failure is a result too
             result = exc
         played.ws.append(result)
-        if isinstance(result, Accepted):
-            if not want.accepted:
-                played.problems.append(f"{label}: ws accepted, expected {want.status}")
-                await result.close()
-                return
-            problems, received = await _check_accepted(want, result, timeout)
-            played.messages.append(received)
-            played.problems += [f"{label}: {p}" for p in problems]
-        elif isinstance(result, Denied):
-            if want.status is None or want.accepted:
-                played.problems.append(f"{label}: ws denied with {result.status_code}, expected {want.status}")
-            else:
-                played.problems += [f"{label}: ws {p}" for p in want.check_denied(result)]
-        elif want.status is not None:
-            played.problems.append(f"{label}: ws failed: {result!r}")
+        if not isinstance(result, Accepted):
+            return []
+        if not want.accepted:
+            await result.close()
+            return [f"{label}: not read"]
+        problems, received = await _check_accepted(want, result, timeout)
+        played.messages.append(received)
+        return [f"{label}: {p}" for p in problems]
 
     for attempt in range(1, case.repeat):
-        await ws_attempt(case.before, f"attempt {attempt}")
+        label = f"attempt {attempt}"
+        read = await ws_attempt(case.before, label)
+        played.before_problems += _check_ws(case.before, played.ws[-1], label, read)
 
     try:
         raw: RawResponse | None = await raw_handshake(
@@ -555,11 +590,11 @@ async def play_case(
     except NoResponse:
         raw = None
     played.raw.append(raw)
-    label = f"attempt {case.repeat}" if case.repeat > 1 else "raw"
-    played.problems += [f"{label}: {p}" for p in expect.check_raw(raw)]
 
     if with_ws and case.repeat == 1 and not expect.server_dies:
-        await ws_attempt(expect, "ws")
+        played.accepted_problems = await ws_attempt(expect, "ws")
+        played.ws_last = True
+    played.problems = check_played(case, played, expect)
     return played
 
 

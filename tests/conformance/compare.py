@@ -1,0 +1,196 @@
+"""Comparing the two apps' answers to one case on one target, and the whole matrix.
+
+Only what must differ is normalised: ``date`` and ``server`` headers are dropped, a
+``retry-after`` of whole seconds >= 1 becomes ``<seconds>`` (``sec-websocket-accept`` is
+already ``<valid>``/``<invalid>`` in an observation). Everything else is compared
+exactly. Header *order* across different names is not significant in HTTP: it is
+reported but never fails; the order of the values of one repeated header is compared.
+Every difference is either listed in ``differences.py`` or a failure.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from tests.conformance.cases import Case
+from tests.conformance.differences import DIFFERENCES, Difference
+from tests.conformance.observe import Observation, ServerRun
+
+DROPPED_HEADERS = ("date", "server")
+_SECONDS = re.compile(r"[1-9][0-9]*")
+
+
+def normalise_headers(headers: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
+    """For comparison: drop ``date``/``server``; a ``retry-after`` of whole seconds >= 1
+    becomes ``<seconds>`` (the time left in a window differs between two runs)."""
+    result = []
+    for name, value in headers:
+        if name in DROPPED_HEADERS:
+            continue
+        if name == "retry-after" and _SECONDS.fullmatch(value):
+            value = "<seconds>"
+        result.append((name, value))
+    return result
+
+
+# --- comparing two observations ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Diff:
+    """One field in which the two apps' answers differ (after normalisation)."""
+
+    field: str  # outcome, status, reason, header:<name>, body, connection, extra, after, messages, attempts
+    reference: str
+    demo: str
+
+
+def _show(value: Any, width: int = 120) -> str:
+    text = value.decode("latin-1") if isinstance(value, bytes) else value
+    text = repr(text) if isinstance(value, (bytes, str)) else json.dumps(text, ensure_ascii=False)
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _grouped(headers: Sequence[tuple[str, str]]) -> dict[str, list[str]]:
+    grouped: dict[str, list[str]] = {}
+    for name, value in headers:
+        grouped.setdefault(name, []).append(value)
+    return grouped
+
+
+def compare(reference: Observation, demo: Observation) -> tuple[list[Diff], bool]:
+    """(the fields that differ, whether only the order of differently-named headers differs).
+
+    When the outcomes differ (one app answered, the other raised) only ``outcome`` is
+    reported: the rest would be noise.
+    """
+    if reference.outcome != demo.outcome:
+        return [Diff("outcome", reference.summary(80), demo.summary(80))], False
+    diffs: list[Diff] = []
+    for name in ("status", "reason"):
+        ref_value, demo_value = getattr(reference, name), getattr(demo, name)
+        if ref_value != demo_value:
+            diffs.append(Diff(name, _show(ref_value), _show(demo_value)))
+    ref_lines, demo_lines = normalise_headers(reference.headers), normalise_headers(demo.headers)
+    ref_headers, demo_headers = _grouped(ref_lines), _grouped(demo_lines)
+    for name in dict.fromkeys([*ref_headers, *demo_headers]):
+        ref_values, demo_values = ref_headers.get(name, []), demo_headers.get(name, [])
+        if ref_values != demo_values:
+            diffs.append(Diff(f"header:{name}", _show(ref_values or None), _show(demo_values or None)))
+    order_differs = not diffs and [n for n, _ in ref_lines] != [n for n, _ in demo_lines]
+    pairs = (
+        ("body", reference.body, demo.body),
+        ("connection", reference.closed, demo.closed),
+        ("extra", reference.extra, demo.extra),
+        ("after", reference.after, demo.after),
+        ("messages", reference.messages, demo.messages),
+        ("attempts", reference.attempts, demo.attempts),
+    )
+    for name, ref_value, demo_value in pairs:
+        if ref_value != demo_value:
+            diffs.append(Diff(name, _show(ref_value), _show(demo_value)))
+    return diffs, order_differs
+
+
+def documentation_for(case_id: str, target: str, diff_field: str, differences: Sequence[Difference] = DIFFERENCES) -> Difference | None:
+    for entry in differences:
+        if entry.case == case_id and entry.target in (target, "*") and diff_field in entry.fields:
+            return entry
+    return None
+
+
+@dataclass
+class Cell:
+    """Both apps on one case and one target."""
+
+    case_id: str
+    target: str
+    reference: Observation
+    demo: Observation
+    diffs: list[Diff] = field(default_factory=list)
+    order_differs: bool = False
+    documented: list[tuple[Diff, Difference]] = field(default_factory=list)
+    undocumented: list[Diff] = field(default_factory=list)
+
+    @classmethod
+    def build(cls, case_id: str, target: str, reference: Observation, demo: Observation, differences: Sequence[Difference] = DIFFERENCES) -> Cell:
+        cell = cls(case_id, target, reference, demo)
+        cell.diffs, cell.order_differs = compare(reference, demo)
+        for diff in cell.diffs:
+            entry = documentation_for(case_id, target, diff.field, differences)
+            if entry is None:
+                cell.undocumented.append(diff)
+            else:
+                cell.documented.append((diff, entry))
+        return cell
+
+    @property
+    def verdict(self) -> str:
+        """``agree``, ``deliberate`` (every difference documented) or ``differs``."""
+        if self.undocumented:
+            return "differs"
+        return "deliberate" if self.diffs else "agree"
+
+    @property
+    def unexpected(self) -> bool:
+        return bool(self.reference.problems or self.demo.problems)
+
+    @property
+    def mark(self) -> str:
+        mark = {"agree": "~" if self.order_differs else "=", "deliberate": "D", "differs": "X"}[self.verdict]
+        return mark + ("!" if self.unexpected else "")
+
+
+# --- the matrix ------------------------------------------------------------------------------
+
+
+@dataclass
+class Matrix:
+    targets: list[str]
+    cases: list[Case]
+    cells: dict[tuple[str, str], Cell] = field(default_factory=dict)  # (target, case id)
+    server_runs: dict[tuple[str, str], ServerRun] = field(default_factory=dict)  # (kind, app)
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    def cell(self, target: str, case_id: str) -> Cell:
+        return self.cells[(target, case_id)]
+
+    def target_cells(self, target: str) -> list[Cell]:
+        return [self.cells[(target, case.id)] for case in self.cases]
+
+    def counts(self, target: str) -> dict[str, int]:
+        cells = self.target_cells(target)
+        return {
+            "cases": len(cells),
+            "agree": sum(c.verdict == "agree" for c in cells),
+            "order": sum(c.verdict == "agree" and c.order_differs for c in cells),
+            "deliberate": sum(c.verdict == "deliberate" for c in cells),
+            "differs": sum(c.verdict == "differs" for c in cells),
+            "unexpected_reference": sum(bool(c.reference.problems) for c in cells),
+            "unexpected_demo": sum(bool(c.demo.problems) for c in cells),
+        }
+
+    @property
+    def ok(self) -> bool:
+        return all(c.verdict != "differs" and not c.unexpected for c in self.cells.values())
+
+    def stale_differences(self, differences: Sequence[Difference] = DIFFERENCES) -> list[str]:
+        """Entries of ``differences.py`` that this run shows to be wrong: a listed field that
+        does not differ on a target the entry names (only targets and cases that ran count)."""
+        stale = []
+        case_ids = {case.id for case in self.cases}
+        for entry in differences:
+            if entry.case not in case_ids:
+                continue
+            targets = [t for t in self.targets if entry.target in (t, "*")]
+            if not targets:
+                continue
+            for diff_field in entry.fields:
+                seen = any(diff_field in {d.field for d in self.cell(t, entry.case).diffs} for t in targets)
+                if not seen:
+                    stale.append(f"{entry.case} on {entry.target}: {diff_field!r} does not differ")
+        return stale

@@ -1,0 +1,45 @@
+"""The targets of the conformance runner and the two apps played on each.
+
+A *target* is ``in-process`` (the ASGI application called directly, with the
+``websocket.http.response`` extension advertised) or a real server kind of
+``tests/support/servers.py``; the *apps* are the FastAPI reference and the Django demo.
+"""
+
+from __future__ import annotations
+
+from tests.support.servers import server_version
+
+IN_PROCESS = "in-process"
+# The servers with the denial extension. Stock Daphne has none, so the two apps cannot agree
+# there: tests/e2e/test_matrix.py plays it, and so does the upgrade replay (upgrade.py).
+SERVER_TARGETS = (
+    "daphne-wsreject",
+    "uvicorn-websockets",
+    "uvicorn-websockets-sansio",
+    "uvicorn-wsproto",
+    "hypercorn",
+    "granian",
+)
+TARGETS = (IN_PROCESS, *SERVER_TARGETS)
+APPS = ("reference", "demo")
+APP_IMPORTS = {
+    "reference": "tests.conformance.reference_fastapi:app",
+    "demo": "project.asgi:application",
+}
+SHORT_TARGET = {
+    IN_PROCESS: "in-proc",
+    "daphne-wsreject": "daphne+wsr",
+    "uvicorn-websockets": "uv-ws",
+    "uvicorn-websockets-sansio": "uv-sansio",
+    "uvicorn-wsproto": "uv-wsproto",
+    "hypercorn": "hypercorn",
+    "granian": "granian",
+}
+
+
+def target_version(target: str) -> str:
+    if target == IN_PROCESS:
+        from importlib import metadata
+
+        return f"ASGI, fastapi {metadata.version('fastapi')}, channels {metadata.version('channels')}"
+    return server_version(target)
