@@ -206,6 +206,7 @@ def check_inprocess(case: Case, app: str, obs: Observation) -> list[str]:
     """Mismatches of an in-process answer with the case's expectation (no server involved)."""
     if app == "reference" and case.reference_raises:
         return [] if obs.outcome == "app-raised" else [f"expected the reference to raise, got {obs.summary(80)}"]
+    case = case.for_app(app)
     problems = []
     expect = case.expect
     wants = [case.before] * (case.repeat - 1) + [expect] if case.before is not None else [expect] * case.repeat
@@ -237,7 +238,7 @@ async def _inprocess_all(cases: Sequence[Case], tokens: dict[str, str]) -> dict[
     results: dict[str, dict[str, dict[str, Any]]] = {app: {} for app in APPS}
     for number, case in enumerate(cases):
         for app in APPS:
-            obs = await play_case_inprocess(apps[app], case, tokens, 40000 + number)
+            obs = await play_case_inprocess(apps[app], case.for_app(app), tokens, 40000 + number)
             results[app][case.id] = obs.to_json()
     return results
 

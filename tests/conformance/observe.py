@@ -187,7 +187,7 @@ class ServerRun:
     def evidence(self) -> Evidence:
         """What this run shows beyond the cases' expectations (``quirks.EVIDENCE``)."""
         responses = {case_id: played.last_raw for case_id, played in self.played.items()}
-        return Evidence(cases=self.cases, log=self.log, responses=responses)
+        return Evidence(cases=[case.for_app(self.app) for case in self.cases], log=self.log, responses=responses)
 
 
 # What each app does instead of a denial on a server without the denial extension: the
@@ -216,6 +216,7 @@ def expectation(
     """(what a client should see of ``case`` from ``app`` on ``kind`` with the ``active``
     quirks (default: the installed versions'), the quirks applied, a problem when no quirk
     says what the server does)."""
+    case = case.for_app(app)
     raises = app_raises(kind, case, app)
     try:
         expect, used = applied_quirks(kind, case, app_raises=raises, fallback=APP_FALLBACKS[app], active=active)

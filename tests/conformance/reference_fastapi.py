@@ -133,7 +133,9 @@ async def current_user(
         raise bearer_scheme.make_not_authenticated_error()
     user = USERS.get(TOKENS.get(token, ""))
     if user is None or not user.is_active:
-        raise HTTPException(status_code=401, detail="Invalid credentials", headers={"WWW-Authenticate": "Bearer"})
+        # RFC 6750 §3.1: a token was presented and refused.
+        challenge = 'Bearer error="invalid_token", error_description="Invalid credentials"'
+        raise HTTPException(status_code=401, detail="Invalid credentials", headers={"WWW-Authenticate": challenge})
     return user
 
 

@@ -146,6 +146,7 @@ async def play_on_stock(server: Server, case: Case, tokens: dict[str, str], fall
     In ``close`` mode the last attempt goes through the raw client first (exact bytes),
     then through ``websockets``; in ``close_code`` mode every attempt is a ``websockets``
     connection (the answer is a 101: what matters comes after it)."""
+    case = case.for_app("demo")
     expect, _ = applied_quirks("daphne-stock", case, fallback=fallback)
     request = case.resolve(tokens)
     url = server.url(request.path)
@@ -201,7 +202,7 @@ def fallback_close_code(demo) -> dict[str, Outcome]:
 
 @pytest.mark.parametrize("case_id", case_ids())
 def test_stock_daphne_fallback_close(fallback_close, case_id: str) -> None:
-    case = CASES_BY_ID[case_id]
+    case = CASES_BY_ID[case_id].for_app("demo")
     outcome = fallback_close[case_id]
     assert not outcome.problems, f"{case_id}:\n" + "\n".join(outcome.problems) + (
         f"\n--- raw ---\n{outcome.raw.describe()}" if outcome.raw else ""
@@ -226,7 +227,7 @@ def test_stock_daphne_fallback_close(fallback_close, case_id: str) -> None:
 
 @pytest.mark.parametrize("case_id", case_ids())
 def test_stock_daphne_fallback_close_code(fallback_close_code, case_id: str) -> None:
-    case = CASES_BY_ID[case_id]
+    case = CASES_BY_ID[case_id].for_app("demo")
     outcome = fallback_close_code[case_id]
     assert not outcome.problems, f"{case_id}:\n" + "\n".join(outcome.problems)
     expect, _ = applied_quirks("daphne-stock", case, fallback="close_code")

@@ -637,9 +637,16 @@ def _state(flags: Iterable[bool]) -> str | None:
     return YES if all(seen) else NO if not any(seen) else PARTLY
 
 
-def _in_log(snippet: str) -> Callable[[Evidence], str | None]:
+def _in_log(snippet: str, triggered_by: Callable[[Any], bool] | None = None) -> Callable[[Evidence], str | None]:
+    """Whether the log shows ``snippet``; with ``triggered_by`` (an expectation predicate), only
+    runs that sent such a case can tell."""
+
     def judge(evidence: Evidence) -> str | None:
-        return _state([snippet in evidence.log]) if evidence.log else None
+        if not evidence.log:
+            return None
+        if triggered_by is not None and not any(triggered_by(case.expect) for case in evidence.cases):
+            return None
+        return _state([snippet in evidence.log])
 
     return judge
 
@@ -697,7 +704,7 @@ EVIDENCE: dict[str, Callable[[Evidence], str | None]] = {
     "status-line.no-reason-phrase": _no_reason_phrase,
     "log.deprecated-implementation": _in_log("The `websockets` implementation is deprecated"),
     "log.denial-logged-as-error": _in_log("ASGI callable returned without completing handshake."),
-    "log.informational-protocol-error": _in_log("can't handle event type EndOfMessage"),
+    "log.informational-protocol-error": _in_log("can't handle event type EndOfMessage", triggered_by=_is_informational),
     "denial.header-lines-grouped-by-name": _header_lines_grouped,
     "close.reason-dropped": _close_reason_dropped,
 }
