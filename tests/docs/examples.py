@@ -8,7 +8,8 @@ Every fenced block (```` ``` ````) names its language; a block without one fails
 ``python`` — executed, with Django set up (``project.settings``, a test database), each page's
 blocks in order in one namespace: a page can define a consumer in one block, create a user in the
 next and connect in a third. An ``assert`` in a block is a promise of the page: when it fails, the
-test fails, as it does when a block raises.
+test fails, as it does when a block raises. Passwords are hashed with a fast hasher, as Django
+advises for tests.
 
 * **Top-level ``await``** makes a block asynchronous (as in ``python -m asyncio``): it is compiled
   with ``PyCF_ALLOW_TOP_LEVEL_AWAIT`` and run with ``async_to_sync``, so what it touches through
@@ -22,7 +23,8 @@ test fails, as it does when a block raises.
   ``chat.join_room`` permission), so examples can be written as in a project with a ``chat`` app.
   A file named like a package that is really installed fails (pick another name).
 * **Settings**: ``# …/settings.py``, or any block made only of imports and UPPERCASE
-  assignments, is a settings fragment. It runs in a namespace of its own and is then validated:
+  assignments, is a settings fragment. It runs in a namespace of its own (its UPPERCASE names are
+  then copied to the page namespace, never into Django's settings) and is validated:
   wsreject's system checks run under ``override_settings`` with its values (and ``DEBUG =
   True`` unless it sets ``DEBUG``); ``INSTALLED_APPS`` is
   checked for importable entries (``...`` allowed) and the order (``wsreject`` before ``daphne``
@@ -85,6 +87,9 @@ SHELL_LANGUAGES = {"console", "bash", "shell", "sh"}
 PARSED_LANGUAGES = {"json", "toml", "ini"}
 SHOWN_LANGUAGES = {"javascript", "js", "html", "text", "http"}
 LANGUAGES = {PYTHON} | SHELL_LANGUAGES | PARSED_LANGUAGES | SHOWN_LANGUAGES
+
+#: As Django advises for tests: password checks in examples must not be slow enough to time out.
+FAST_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 #: Modules every page may import under a project's names.
 ALIASES = {"chat.models": "project.chat.models"}
@@ -358,6 +363,7 @@ class Page:
             execute(block, values)
             settings = {key: value for key, value in values.items() if _SETTING_NAME.match(key)}
             assert_checks(block, fragment_ids(settings))
+            self.namespace.update(settings)  # later blocks may refer to the values shown
             return
         if file is not None and Path(file).name.startswith("test_"):
             self.run_test_module(block, Path(file).name)
@@ -447,6 +453,7 @@ def run_page(path: Path, tmp_path: Path) -> list[Block]:
     """Run every block of the page, in order; return them."""
     blocks = parse_blocks(path)
     with page_environment(), ExitStack() as stack:
+        stack.enter_context(override_settings(PASSWORD_HASHERS=FAST_HASHERS))
         page = Page(path, tmp_path, stack)
         for block in blocks:
             page.run_block(block)
