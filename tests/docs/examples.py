@@ -432,29 +432,32 @@ def _as_list(value: Any) -> list[str]:
 
 
 @contextlib.contextmanager
-def page_environment() -> Iterator[None]:
-    """Modules registered by a page's examples disappear with it."""
-    before = set(sys.modules)
+def page_environment(packages: set[str]) -> Iterator[None]:
+    """The page's fake packages (``chat`` with its aliases, and those its files add) exist while it
+    runs, and disappear with it. Real modules the examples import stay imported: importing them
+    twice would give them two identities (and exception classes that no longer match)."""
     chat = types.ModuleType("chat")
     chat.__path__ = []
-    sys.modules.setdefault("chat", chat)
+    sys.modules["chat"] = chat
     for alias, target in ALIASES.items():
+        parent, _, leaf = alias.rpartition(".")
         module = importlib.import_module(target)
         sys.modules[alias] = module
-        setattr(sys.modules[alias.rpartition(".")[0]], alias.rpartition(".")[2], module)
+        setattr(sys.modules[parent], leaf, module)
     try:
         yield
     finally:
-        for name in set(sys.modules) - before:
+        for name in [name for name in sys.modules if name.partition(".")[0] in packages]:
             del sys.modules[name]
 
 
 def run_page(path: Path, tmp_path: Path) -> list[Block]:
     """Run every block of the page, in order; return them."""
     blocks = parse_blocks(path)
-    with page_environment(), ExitStack() as stack:
-        stack.enter_context(override_settings(PASSWORD_HASHERS=FAST_HASHERS))
+    with ExitStack() as stack:
         page = Page(path, tmp_path, stack)
+        stack.enter_context(page_environment(page.packages))
+        stack.enter_context(override_settings(PASSWORD_HASHERS=FAST_HASHERS))
         for block in blocks:
             page.run_block(block)
     return blocks
