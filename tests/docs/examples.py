@@ -180,16 +180,16 @@ def is_settings_fragment(block: Block) -> bool:
 
 def assigns(block: Block, name: str) -> bool:
     """Whether the block binds ``name`` at top level (assignment, import, def or class)."""
+    bound: set[str] = set()
     for node in ast.parse(block.code).body:
         if isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
             targets = node.targets if isinstance(node, ast.Assign) else [node.target]
-            if any(isinstance(t, ast.Name) and t.id == name for t in targets):
-                return True
-        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and node.name == name:
-            return True
-        elif isinstance(node, (ast.Import, ast.ImportFrom)) and any((a.asname or a.name) == name for a in node.names):
-            return True
-    return False
+            bound |= {target.id for target in targets if isinstance(target, ast.Name)}
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            bound.add(node.name)
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            bound |= {alias.asname or alias.name for alias in node.names}
+    return name in bound
 
 
 def execute(block: Block, namespace: dict[str, Any]) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sys
 import textwrap
 from pathlib import Path
@@ -113,7 +114,7 @@ def test_applications_are_checked(tmp_path):
 
 def test_manage_py_commands_are_parsed(tmp_path):
     run_page(page(tmp_path, "console\n$ python manage.py wsreject_probe ws://127.0.0.1:8000/ws/ --json\n{}"), tmp_path)
-    with pytest.raises(AssertionError, match="no 'manage.py wsreject_prob' command"):
+    with pytest.raises(AssertionError, match=re.escape("no 'manage.py wsreject_prob' command")):
         run_page(page(tmp_path, "console\n$ python manage.py wsreject_prob ws://127.0.0.1:8000/"), tmp_path)
     with pytest.raises(CommandError):
         run_page(page(tmp_path, "bash\npython manage.py wsreject_probe ws://127.0.0.1:8000/ --no-such-option"), tmp_path)
