@@ -16,7 +16,7 @@ Every key, with its default (``docs/settings.md`` explains each one)::
         "EXCEPTION_HANDLER": "wsreject.denial.default_exception_handler",
         "DECISION_TIMEOUT": 4.0,        # seconds to accept or deny before a 503; None: no limit
         "CACHE": "default",             # permission sets, access rules, token lookups, tickets, denial log
-        "THROTTLE_CACHE": "default",    # Throttle counters (give them their own alias: see check W022)
+        "THROTTLE_CACHE": "default",    # Throttle counters (give them their own alias: see check W025)
         "PERMISSION_CACHE_TIMEOUT": 300,  # seconds cached entries live at most
         "MAX_STALENESS": 5,             # seconds a change made in another process may take to be seen
                                         # when the cache is process-local (with Redis: the next handshake)

@@ -38,7 +38,18 @@ DECISION_TIMED_OUT = "Connection check timed out"
 _UNSET: Any = object()
 
 
-class DenialMiddleware:
+class Wrapper:
+    """A middleware around ``inner``. Like Channels' own, it may wrap a nested ``URLRouter``
+    inside ``path()``: it says it routes paths when what it wraps does."""
+
+    inner: Any
+
+    @property
+    def _path_routing(self) -> bool:
+        return bool(getattr(self.inner, "_path_routing", False))
+
+
+class DenialMiddleware(Wrapper):
     """Turn anything raised before accept into a denial; close with 1011 after accept.
 
     ``denial_mode`` overrides ``WSREJECT["DENIAL_MODE"]`` for what this
@@ -51,11 +62,6 @@ class DenialMiddleware:
     handshake timeout turns it into a reset. Only the outermost one keeps that
     deadline.
     """
-
-    @property
-    def _path_routing(self) -> bool:
-        """Lets a URLRouter route a prefix to a DenialMiddleware wrapping a nested URLRouter."""
-        return bool(getattr(self.inner, "_path_routing", False))
 
     def __init__(
         self,
@@ -104,7 +110,7 @@ class DenialMiddleware:
             await handshake.fail(scope, exc)
 
 
-class OriginMiddleware:
+class OriginMiddleware(Wrapper):
     """Deny a browser handshake from an origin that is not allowed: 403 "Origin not allowed".
 
     A missing ``Origin`` passes when ``allow_missing`` (non-browser clients send
@@ -138,7 +144,7 @@ class OriginMiddleware:
         return is_allowed(origin, wsreject_settings.ALLOWED_ORIGINS if allowed is None else allowed)
 
 
-class PermissionMiddleware:
+class PermissionMiddleware(Wrapper):
     """Deny unless every given permission passes, before the consumer is built.
 
     The permissions see the application this middleware guards as their
@@ -170,7 +176,7 @@ def PermissionRequiredMiddleware(inner: Any, perms: str | list[str] | tuple[str,
     return PermissionMiddleware(inner, IsAuthenticated, HasPermissions(perms, detail=detail))
 
 
-class RouteNotFoundMiddleware:
+class RouteNotFoundMiddleware(Wrapper):
     """Make Channels' ``URLRouter`` answer an unknown path with 404 "Not Found".
 
     The outermost ``URLRouter`` raises ``ValueError`` for a path it cannot

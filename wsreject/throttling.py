@@ -8,7 +8,7 @@ windows that start at a client's first attempt, counted atomically with the
 cache's ``add`` and ``incr`` (atomic on Redis and in local memory), so
 concurrent handshakes cannot slip through together; they live in
 ``WSREJECT["THROTTLE_CACHE"]``: give throttles a cache of their own (check
-``wsreject.W022``) so that a flood of other keys cannot evict them. Shared on
+``wsreject.W025``) so that a flood of other keys cannot evict them. Shared on
 Redis, every process shares the budget. A refusal is ``429`` with
 ``Retry-After`` in whole seconds. A throttle cache that fails refuses with
 ``503`` (fail closed), never lets everyone through.

@@ -125,11 +125,13 @@ async def test_no_credential_is_anonymous_at_once(query_counter, thread_hop_coun
     assert query_counter.count == 0 and thread_hop_counter.count == 0
 
 
-async def test_a_credential_gives_a_lazy_unloaded_user():
+async def test_a_credential_is_resolved_before_the_inner_application(thread_hop_counter):
+    """As Channels' AuthMiddleware: an async consumer may read scope["user"] on the event loop."""
     _, scope = await run_credentials(bearer("wsr_abc"))
     assert isinstance(scope["user"], LazyObject)
-    assert loaded_user(scope) is None
-    assert scope[STATE_KEY].presented and scope[STATE_KEY].failure is None
+    assert loaded_user(scope) is not None and not scope["user"].is_authenticated
+    assert scope[STATE_KEY].presented and scope[STATE_KEY].failure.detail == "Invalid credentials"
+    assert thread_hop_counter.count == 0, "a malformed wsreject token is refused on the event loop"
 
 
 def test_auth_state_without_the_middleware():
@@ -256,14 +258,16 @@ async def test_session_of_an_inactive_user_is_not_authenticated(demo_tokens):
 # --- laziness and the event loop -----------------------------------------------------------------
 
 
-async def test_an_endpoint_that_does_not_need_the_user_makes_no_query(demo_tokens, query_counter, thread_hop_counter):
+async def test_the_user_is_loaded_for_the_consumer_and_then_cached(demo_tokens, query_counter, thread_hop_counter):
     app = DenialMiddleware(CredentialsMiddleware(lazy_probe_app))
-    communicator, result = await handshake(app, headers=bearer(demo_tokens["alice"]))
-    assert result.accepted
-    assert json.loads(await communicator.receive_from()) == {"loaded": False}
-    await disconnect(communicator)
-    assert query_counter.count == 0
-    assert thread_hop_counter.count == 0
+    for expected_hops in (1, 0):  # cold: one worker thread; warm: none, and no query
+        before_hops, before_queries = thread_hop_counter.count, query_counter.count
+        communicator, result = await handshake(app, headers=bearer(demo_tokens["alice"]))
+        assert result.accepted
+        assert json.loads(await communicator.receive_from()) == {"loaded": True}
+        await disconnect(communicator)
+        assert thread_hop_counter.count - before_hops == expected_hops
+    assert query_counter.count == before_queries
 
 
 async def resolved(headers):

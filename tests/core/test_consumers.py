@@ -366,11 +366,16 @@ async def test_anonymous_on_login_required_is_refused_on_the_event_loop(base, th
 
 
 @by_async_base
-async def test_a_token_is_checked_in_one_hop(demo_tokens, base, thread_hop_counter):
+async def test_a_token_costs_hops_only_while_cold(demo_tokens, base, thread_hop_counter):
+    """Cold: the user is loaded before the consumer (one hop), the permission set in the checks'
+    hop. Warm (both cached in the process): no hop at all."""
     consumer = make(base, login_required=True, permission_required="chat.join_room", permission_denied_message="Members only")
     await expect_denied(consumer, demo_tokens["bob"], 403, "Members only")
     wsreject_hops = [name for name in thread_hop_counter.items if "close_old_connections" not in name and name != "no_op"]
-    assert wsreject_hops == ["AuthorizedConsumer.authorize"]
+    assert wsreject_hops == ["SimpleLazyObject._setup", "AuthorizedConsumer.authorize"], wsreject_hops
+    before = thread_hop_counter.count
+    await expect_denied(consumer, demo_tokens["bob"], 403, "Members only")
+    assert thread_hop_counter.items[before:] == []
 
 
 @by_base

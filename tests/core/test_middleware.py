@@ -617,11 +617,14 @@ async def test_permission_required_middleware_custom_detail(demo_tokens):
     assert (result.status_code, result.json()) == (403, {"detail": "Members only"})
 
 
-async def test_permission_decision_with_a_token_takes_one_thread_hop(demo_tokens, thread_hop_counter):
+async def test_permission_decision_with_a_token_hops_only_while_cold(demo_tokens, thread_hop_counter):
     app = DenialMiddleware(CredentialsMiddleware(PermissionRequiredMiddleware(accept_app, "chat.join_room")))
     _, result = await handshake(app, headers=bearer(demo_tokens["bob"]))
     assert result.status_code == 403
-    assert thread_hop_counter.count == 1, thread_hop_counter.items
+    assert thread_hop_counter.count == 2, thread_hop_counter.items  # the user, then the permission set
+    before = thread_hop_counter.count
+    _, result = await handshake(app, headers=bearer(demo_tokens["bob"]))
+    assert (result.status_code, thread_hop_counter.count - before) == (403, 0)
 
 
 def test_permission_middleware_needs_a_permission():
@@ -712,3 +715,16 @@ async def test_decision_timeout_of_a_close_code_endpoint_is_sent_in_close_code_m
     communicator = HandshakeCommunicator(app, "/ws/browser/slow/")
     result = await communicator.handshake(timeout=2, close_code=True)
     assert (result.denial_mode, result.close_code, result.reason) == ("close_code", 4503, "Connection check timed out")
+
+
+async def test_route_level_checks_can_wrap_a_nested_router(demo_tokens):
+    """Like DenialMiddleware, the deciding middleware says it routes paths when what it wraps
+    does, so URLRouter treats ``path("ws/", LoginRequiredMiddleware(URLRouter(...)))`` as a prefix."""
+    app = DenialMiddlewareStack(URLRouter([path("ws/", LoginRequiredMiddleware(URLRouter([path("x/", accept_app)])))]))
+    _, anonymous = await handshake(app, "/ws/x/")
+    assert anonymous.status_code == 401
+    communicator, alice = await handshake(app, "/ws/x/", headers=bearer(demo_tokens["alice"]))
+    assert alice.accepted
+    await disconnect(communicator)
+    _, missing = await handshake(app, "/ws/nope/", headers=bearer(demo_tokens["alice"]))
+    assert missing.status_code == 404

@@ -5,7 +5,7 @@ processes only within ``MAX_STALENESS``, tickets work only on the process that
 issued them), ``W021`` a required permission of an app that is not installed,
 ``E022`` an unknown cache alias (``CACHE`` or ``THROTTLE_CACHE``), ``E023``
 PERMISSION_CACHE_TIMEOUT, ``E024`` DENIAL_LOG_SIZE, ``W025`` throttle counters
-that other entries can evict, ``E026`` MAX_STALENESS, ``E027`` TICKET_TTL.
+that other entries can evict (only when the routing uses a ``Throttle``), ``E026`` MAX_STALENESS, ``E027`` TICKET_TTL.
 """
 
 from __future__ import annotations
@@ -18,8 +18,12 @@ from django.core.cache.backends.locmem import LocMemCache
 from django.core.checks import CheckMessage, Error, Warning
 from django.utils.module_loading import import_string
 
+from ..checks import walk
 from ..conf import DEFAULTS
+from ..middleware import PermissionMiddleware
+from ..throttling import Throttle
 from .declared_perms import declared_permissions
+from .endpoints import iter_endpoints
 
 #: Fewer entries than this in a local-memory throttle cache: a flood of keys can cull counters.
 THROTTLE_MIN_ENTRIES = 10_000
@@ -60,7 +64,7 @@ def check_access_control(app_configs: Any = None, **kwargs: Any) -> list[CheckMe
         )
     throttle_alias = merged["THROTTLE_CACHE"]
     throttle_backend = _backend(throttle_alias) if throttle_alias in caches_setting else None
-    if throttle_backend is not None and issubclass(throttle_backend, LocMemCache):
+    if throttle_backend is not None and issubclass(throttle_backend, LocMemCache) and throttles_declared():
         max_entries = int(caches_setting[throttle_alias].get("OPTIONS", {}).get("MAX_ENTRIES", 300))
         if throttle_alias == alias or max_entries < THROTTLE_MIN_ENTRIES:
             shared = ", shared with WSREJECT['CACHE']" if throttle_alias == alias else ""
@@ -98,6 +102,27 @@ def check_access_control(app_configs: Any = None, **kwargs: Any) -> list[CheckMe
         errors.append(Error(f"WSREJECT['TICKET_TTL'] is {ttl!r}.", hint="Use a whole number of seconds from 1 to 3600.", id="wsreject.E027"))
     errors.extend(_check_required_permission_apps())
     return errors
+
+
+def _contains_throttle(permission: Any, depth: int = 0) -> bool:
+    if isinstance(permission, Throttle) or (isinstance(permission, type) and issubclass(permission, Throttle)):
+        return True
+    operands = list(getattr(permission, "operands", ()) or ()) + [getattr(permission, "operand", None)]
+    return depth < 20 and any(op is not None and _contains_throttle(op, depth + 1) for op in operands)
+
+
+def throttles_declared() -> bool:
+    """Whether the routing uses a ``Throttle`` (on a consumer or in a ``PermissionMiddleware``)."""
+    path = getattr(settings, "ASGI_APPLICATION", None)
+    try:
+        application = import_string(path) if path else None
+    except Exception:  # the ASGI module's own errors are reported by Django and Channels
+        return False
+    for endpoint in iter_endpoints(application):
+        for permission in getattr(endpoint.consumer_class, "permission_classes", None) or ():
+            if _contains_throttle(permission):
+                return True
+    return any(isinstance(app, PermissionMiddleware) and _contains_throttle(app.permission) for app, _ in walk(application))
 
 
 def _check_required_permission_apps() -> list[CheckMessage]:

@@ -220,6 +220,7 @@ def _broken(compiled: CompiledRule) -> DenyHandshake:
         compiled.rule.pk,
         compiled.rule.endpoint,
         compiled.problem,
+        level=logging.ERROR,
     )
     return DenyHandshake(503, BROKEN_DETAIL, headers={"Retry-After": str(UNAVAILABLE_RETRY_AFTER)})
 

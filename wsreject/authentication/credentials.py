@@ -3,9 +3,10 @@
 For each handshake the configured authenticators (``WSREJECT["AUTHENTICATORS"]``)
 are asked, on the event loop, whether they recognise a credential. A handshake
 that carries none gets ``AnonymousUser`` at once: no query, no thread hop.
-Otherwise ``scope["user"]`` is a lazy object that authenticates on first use —
-in a worker thread (the permission checks' own), or on the event loop when
-the answer is in a process-local cache (:func:`aresolve_user`).
+Otherwise the user is authenticated before the inner application runs, as
+Channels' ``AuthMiddleware`` does (so ``self.scope["user"]`` works in any
+consumer, async ones included): on the event loop when the answer is in a
+process-local cache, else in one worker thread.
 
 A refused credential (invalid, expired, an inactive user) leaves the user
 anonymous and is remembered, so the ``401`` says why ("Invalid credentials",
@@ -207,6 +208,7 @@ class CredentialsMiddleware:
             scope["session"] = session_store(scope)
         if state.candidates:
             scope["user"] = SimpleLazyObject(lambda: resolve_user(scope, state))
+            await aresolve_user(scope)  # before the consumer: it may read scope["user"] on the loop
         else:
             scope["user"] = AnonymousUser()
         handshake = current_handshake(scope)
