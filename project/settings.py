@@ -149,6 +149,8 @@ WSREJECT = {
         "wsreject.authentication.SessionAuthenticator",  # the session cookie
     ],
     "THROTTLE_CACHE": "throttle",
+    # Denials logged one by one per second and process (None: all; the tests read every line).
+    "LOG_RATE": None if os.environ.get("WSREJECT_LOG_RATE") == "none" else int(os.environ.get("WSREJECT_LOG_RATE", "100")),
 }
 
 LOGGING = {

@@ -23,7 +23,7 @@ Every key, with its default (``docs/settings.md`` explains each one)::
         "NUM_PROXIES": 0,               # trusted reverse proxies in front (X-Forwarded-For), for throttles
         "TICKET_TTL": 30,               # seconds a browser ticket stays valid (it is valid once)
         "DENIAL_LOG_SIZE": 100,         # recent denials kept per process for the admin; 0: off
-        "LOG_RATE": 20,                 # denials logged one by one per second; beyond, one summary a second
+        "LOG_RATE": 100,                # denials logged one by one per second; beyond, one summary a second
     }
 """
 
@@ -58,7 +58,7 @@ DEFAULTS: dict[str, Any] = {
     "NUM_PROXIES": 0,
     "TICKET_TTL": 30,
     "DENIAL_LOG_SIZE": 100,
-    "LOG_RATE": 20,
+    "LOG_RATE": 100,
 }
 
 #: Keys of earlier versions, with what replaced them (check wsreject.E007).

@@ -6,7 +6,7 @@ complete: one line per denial. Under a flood (more than ``WSREJECT["LOG_RATE"]``
 denials in one second in this process) the lines past that rate are counted
 instead of written, and one summary line per second says how many were left out,
 per status — so a flood of denials never becomes a flood of log lines, and no
-denial goes uncounted. The signal is sent for every denial.
+denial goes uncounted. ``LOG_RATE`` None logs every denial. The signal is sent for every denial.
 """
 
 from __future__ import annotations

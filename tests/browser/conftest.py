@@ -126,7 +126,8 @@ def demo(tmp_path_factory) -> DemoData:
 
 @pytest.fixture(scope="module", params=BROWSER_SERVER_KINDS)
 def demo_server(request, demo) -> Iterator[Server]:
-    env = {**demo.env, "DJANGO_ALLOWED_HOSTS": DEMO_ALLOWED_HOSTS, "WSREJECT_LOG_LEVEL": "INFO"}
+    # Every denial logged one by one (no LOG_RATE summaries): the tests read each line.
+    env = {**demo.env, "DJANGO_ALLOWED_HOSTS": DEMO_ALLOWED_HOSTS, "WSREJECT_LOG_LEVEL": "INFO", "WSREJECT_LOG_RATE": "none"}
     with running_server(request.param, DEMO_APP, env=env) as server:
         yield server
 

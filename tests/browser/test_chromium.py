@@ -21,6 +21,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 import pytest
+from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as EC
 from selenium.webdriver.support.ui import WebDriverWait
@@ -224,8 +225,22 @@ def log_in_via_admin(driver, server, username: str, *, then: tuple[str, str]) ->
     driver.find_element(By.ID, "id_password").send_keys(DEMO_PASSWORD)
     driver.find_element(By.CSS_SELECTOR, "input[type=submit]").click()
     # Generous limits (a login hashes the password: slow on a loaded machine); they only bound a failure.
-    WebDriverWait(driver, 30).until(EC.staleness_of(form))
+    WebDriverWait(driver, 30).until(lambda _: gone(form))
     WebDriverWait(driver, 30).until(EC.presence_of_element_located(then))
+
+
+def gone(element) -> bool:
+    """Whether ``element`` left the document. Mid-navigation Chromium may answer "Node with given
+    id does not belong to the document" instead of a stale-element error: that is gone too."""
+    try:
+        element.is_enabled()
+    except StaleElementReferenceException:
+        return True
+    except WebDriverException as exc:
+        if "does not belong to the document" in str(exc):
+            return True
+        raise
+    return False
 
 
 def test_session_cookie_from_admin_login_authenticates_the_handshake(chromium, demo_server):
