@@ -4,10 +4,10 @@ Environment variables (CI sets ``CI=true``):
 
 ``WSREJECT_FUZZ_EXAMPLES``
     examples per family (spellings, credentials, headers) and target with the fixed seed;
-    default 2000 on CI (3 families in process + 3 on each of 2 servers: 18 000 examples), 50
+    default 1150 on CI (3 families in process + 3 on each of 2 servers: 10 350 examples), 50
     locally.
 ``WSREJECT_FUZZ_RANDOM_EXAMPLES``
-    the same with a random seed; default 150 on CI, 15 locally.
+    the same with a random seed; default 100 on CI, 15 locally.
 ``WSREJECT_FUZZ_SEED``
     the fixed seed (default 20261109).
 ``WSREJECT_FUZZ_RANDOM_SEED``

@@ -25,8 +25,8 @@ def _int(name: str, default: int) -> int:
 
 
 #: Examples per family and target with the fixed seed, and with the random seed.
-FIXED_EXAMPLES = _int("WSREJECT_FUZZ_EXAMPLES", 2000 if ON_CI else 50)
-RANDOM_EXAMPLES = _int("WSREJECT_FUZZ_RANDOM_EXAMPLES", 150 if ON_CI else 15)
+FIXED_EXAMPLES = _int("WSREJECT_FUZZ_EXAMPLES", 1150 if ON_CI else 50)
+RANDOM_EXAMPLES = _int("WSREJECT_FUZZ_RANDOM_EXAMPLES", 100 if ON_CI else 15)
 FIXED_SEED = _int("WSREJECT_FUZZ_SEED", 20261109)
 RANDOM_SEED = _int("WSREJECT_FUZZ_RANDOM_SEED", random.SystemRandom().randrange(2**32))
 

@@ -84,7 +84,23 @@ def scope_path(kind: str, raw_target: bytes, decoded: str) -> str:
     ``;params`` of the last segment are dropped; uvicorn percent-decodes the target as is."""
     if kind != "daphne-wsreject":
         return decoded
-    return unquote(urlparse(raw_target.decode("utf-8", "replace")).path)
+    try:
+        return unquote(urlparse(raw_target.decode("utf-8", "replace")).path)
+    except ValueError:  # autobahn cannot parse it either: it refuses the handshake
+        return "\x00unparsable"
+
+
+def scope_headers(kind: str, headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    """The headers the application sees. Daphne (autobahn) keys them by the stripped,
+    lower-cased name, joins repeated ones with ``, `` and drops names with ``_``; uvicorn
+    passes them one by one (``asgi_view`` trims them)."""
+    if kind != "daphne-wsreject":
+        return asgi_view(b"/", headers).headers
+    joined: dict[bytes, bytes] = {}
+    for name, value in headers:
+        key, value = name.strip().lower(), value.strip(b" \t")
+        joined[key] = joined[key] + b", " + value if key in joined else value
+    return [(key, value) for key, value in joined.items() if b"_" not in key]
 
 
 #: websockets' request limits (uvicorn websockets-sansio): past them the server neither answers
@@ -118,12 +134,13 @@ def make_check(target: Target):
         if kind == "uvicorn-websockets-sansio" and over_sansio_limits(raw_target, headers):
             FIGURES.server_refusals[kind]["not sent: over websockets' line/header limits (the server hangs)"] += 1
             return 0
-        outcome = handshake(server.host, server.port, raw_target, headers)
+        path = scope_path(kind, raw_target, asgi_view(raw_target, headers).path)
+        route = model.route(path, root_path(kind, headers))
+        poke = route is not None and route.endpoint == "echo"
+        outcome = handshake(server.host, server.port, raw_target, headers, poke=poke)
         sent = raw_target + b"".join(b"\r\n" + k + b": " + v for k, v in headers)
         view = asgi_view(raw_target, headers)
-        path = scope_path(kind, raw_target, view.path)
-        route = model.route(path, root_path(kind, headers))
-        user = model.user_of(view.headers, view.query_string, target.secrets)
+        user = model.user_of(scope_headers(kind, headers), view.query_string, target.secrets)
         by_server = server_answered(outcome, route)
         FIGURES.outcomes[kind][outcome.label()] += 1
         if by_server:
@@ -135,7 +152,9 @@ def make_check(target: Target):
         problems += accept_problems(outcome, route, user)
         handshakes = 1
         if outcome.accepted and route is not None and route.routed_path != path:
-            canonical = handshake(server.host, server.port, renderer.target(request.with_path(route.routed_path)), headers)
+            canonical = handshake(
+                server.host, server.port, renderer.target(request.with_path(route.routed_path)), headers, poke=poke
+            )
             handshakes += 1
             throttled = route.endpoint == "limited" and canonical.status == 429  # one budget for every spelling
             if not canonical.accepted and not throttled:
