@@ -131,7 +131,7 @@ class RuleSpec:
 RULES = (
     RuleSpec("/ws/rooms/*", enabled=False, disabled_detail="Rooms are closed for the fuzz test"),
     RuleSpec("/ws/staff/", ops_only=True, deny_status=404, deny_detail="Not Found"),
-    RuleSpec("limited", ops_only=True, deny_status=403, deny_detail="Operators only"),
+    RuleSpec("private", ops_only=True, deny_status=403, deny_detail="Operators only"),  # a route name: both mounts
 )
 
 

@@ -424,7 +424,19 @@ def junk_header(draw: st.DrawFn) -> tuple[str | bytes, tuple[Part, ...]]:
         st.one_of(
             st.text(max_size=40).filter(lambda t: "\r" not in t and "\n" not in t),
             st.binary(max_size=40).map(lambda b: b.replace(b"\r", b"").replace(b"\n", b"")),
-            st.sampled_from(("1.2.3.4", "for=1.2.3.4", "a" * 8000, "Bearer x")),
+            st.sampled_from(
+                (
+                    "1.2.3.4",
+                    "for=1.2.3.4",
+                    "a" * 8000,
+                    "Bearer x",
+                    "fe80::1%eth0",
+                    "::ffff:10.0.0.1",
+                    "2001:db8::1, 10.0.0.2",
+                    "[::1]:80",
+                    "999.1.1.1",
+                )
+            ),
         )
     )
     return name, (value,)
