@@ -6,6 +6,12 @@ in the figures); it may never answer ``5xx`` for client input, and whatever the
 application answers must hold the same properties as in process. Tickets cannot be issued
 into a server's process-local cache, so only forged tickets are sent here.
 
+The model sees the request as each server passes it on: Daphne's path is autobahn's
+``urlparse(target).path`` (``//ws/echo/`` is ``/echo/``, ``;params`` dropped), repeated
+headers reach the application joined with ``, `` and ``Daphne-Root-Path`` sets ``root_path``;
+uvicorn percent-decodes the target as is. Requests beyond websockets' limits are not sent
+to uvicorn (it neither answers nor closes: see ``SANSIO_MAX_LINE``).
+
 What the model predicts exactly is asserted only for *plain* requests (ASCII, no header
 repeated, no ``Daphne-Root-Path``): servers differ in how they pass on the rest (Daphne
 joins repeated headers with ``,``, uvicorn keeps them), which may turn a credential into
