@@ -91,6 +91,22 @@ async def test_drf_token_opens_a_room_with_the_users_permissions():
     assert (result.status_code, result.json()) == (403, {"detail": "Not allowed to join this room"})
 
 
+@pytest.mark.parametrize("key", ["0" * 40, "not-a-key", "a" * 41], ids=["unknown", "short", "long"])
+async def test_wrong_drf_key_is_invalid_with_a_token_challenge(key):
+    assert_401(await denial("/ws/private/", authorization("Token", key)), INVALID, "Token")
+
+
+async def test_drf_token_of_an_inactive_user():
+    assert_401(await denial("/ws/private/", authorization("Token", await drf_key("dave"))), INVALID, "Token")
+
+
+async def test_deleting_a_drf_token_revokes_it_at_the_next_handshake():
+    key = await drf_key("alice")
+    assert await greeting("/ws/private/", authorization("Token", key)) == {"user": "alice"}
+    await sync_to_async(Token.objects.filter(key=key).delete)()
+    assert_401(await denial("/ws/private/", authorization("Token", key)), INVALID, "Token")
+
+
 # --- SimpleJWT -----------------------------------------------------------------------------------
 
 
@@ -194,6 +210,7 @@ GARBAGE = [
 async def test_garbage_is_never_a_500(value):
     result = await denial("/ws/private/", [(b"authorization", value)])
     assert result.status_code == 401, (value[:60], result.status_code, result.body)
+    assert result.json()["detail"] in ("Not authenticated", INVALID)
 
 
 # --- the DRF adapter with a class written here ---------------------------------------------------
