@@ -120,6 +120,34 @@ async def test_jwt_access_token_of_a_user_without_the_permission():
     assert (result.status_code, result.json()) == (403, {"detail": "Not allowed to join this room"})
 
 
+async def test_jwt_bearer_scheme_is_case_insensitive():
+    """RFC 9110 §11.1: the authentication scheme is case-insensitive (wsreject's own tokens
+    and DRF's ``Token`` already are)."""
+    token = await access_token("alice")
+    for scheme in ("bearer", "BEARER"):
+        assert await greeting("/ws/private/", authorization(scheme, token)) == {"user": "alice"}, scheme
+
+
+async def test_jwt_header_type_given_as_one_string(monkeypatch):
+    """``SIMPLE_JWT["AUTH_HEADER_TYPES"]`` may be one string, as SimpleJWT allows: a scheme
+    matches it whole, never one of its letters. (SimpleJWT rebinds its ``api_settings`` on
+    ``setting_changed``, so modules that imported it keep the old object: the test sets the
+    object wsreject reads instead of overriding ``SIMPLE_JWT``.)"""
+    from rest_framework_simplejwt import settings as simplejwt_settings
+
+    from wsreject.authentication import simplejwt
+
+    configured = simplejwt_settings.APISettings(
+        {"AUTH_HEADER_TYPES": "JWT"}, simplejwt_settings.DEFAULTS, simplejwt_settings.IMPORT_STRINGS
+    )
+    monkeypatch.setattr(simplejwt, "api_settings", configured)
+    token = await access_token("alice")
+    assert await greeting("/ws/private/", authorization("JWT", token)) == {"user": "alice"}
+    assert await greeting("/ws/private/", authorization("jwt", token)) == {"user": "alice"}
+    for scheme in ("J", "W"):
+        assert_401(await denial("/ws/private/", authorization(scheme, token)), "Not authenticated", "Bearer")
+
+
 async def test_expired_jwt_says_token_expired():
     result = await denial("/ws/private/", authorization("Bearer", await access_token("alice", expired=True)))
     assert result.body == b'{"detail":"Token expired"}'
