@@ -27,10 +27,13 @@ def authorization(scheme: str, credential: str) -> list[tuple[bytes, bytes]]:
     return [(b"authorization", f"{scheme} {credential}".encode("latin-1"))]
 
 
-async def connect(path: str, headers: Headers = (), *, app: Any = None) -> tuple[HandshakeCommunicator, Accepted | Denied]:
-    """One handshake against the demo (or ``app``); a denied application is waited for."""
+async def connect(
+    path: str, headers: Headers = (), *, app: Any = None, close_code: bool = False
+) -> tuple[HandshakeCommunicator, Accepted | Denied]:
+    """One handshake against the demo (or ``app``); a denied application is waited for.
+    ``close_code``: recognise close-code denials (``/ws/browser/...``) as denials."""
     communicator = HandshakeCommunicator(app or demo_application(), path, headers=list(headers))
-    result = await communicator.handshake(timeout=10)
+    result = await communicator.handshake(timeout=10, close_code=close_code)
     if not result.accepted:
         await communicator.wait(timeout=10)
     return communicator, result
@@ -47,9 +50,9 @@ async def greeting(path: str, headers: Headers = (), *, app: Any = None) -> Any:
         await communicator.wait(timeout=10)
 
 
-async def denial(path: str, headers: Headers = (), *, app: Any = None) -> Denied:
+async def denial(path: str, headers: Headers = (), *, app: Any = None, close_code: bool = False) -> Denied:
     """Open ``path`` and return the denial; fail if it was accepted."""
-    communicator, result = await connect(path, headers, app=app)
+    communicator, result = await connect(path, headers, app=app, close_code=close_code)
     if result.accepted:
         await communicator.send_input({"type": "websocket.disconnect", "code": 1000})
         await communicator.wait(timeout=10)
