@@ -35,6 +35,8 @@ async def connect(
     communicator = HandshakeCommunicator(app or demo_application(), path, headers=list(headers))
     result = await communicator.handshake(timeout=10, close_code=close_code)
     if not result.accepted:
+        if result.denial_mode == "close":  # the server answers 403 and tells the application
+            await communicator.send_input({"type": "websocket.disconnect", "code": 1006})
         await communicator.wait(timeout=10)
     return communicator, result
 
