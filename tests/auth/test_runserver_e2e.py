@@ -185,7 +185,7 @@ def test_ticket_opens_once(runserver, alice_jwt):
 
 
 def test_ticket_view_refuses_anonymous_clients(runserver, alice_jwt):
-    status, headers, body = post(runserver, "/api/ws-ticket/", {})
+    status, _, body = post(runserver, "/api/ws-ticket/", {})
     assert status == 401, body
     assert "ticket" not in body
     status, _, body = post(runserver, "/api/ws-ticket/", {}, "Bearer not.a.jwt")

@@ -28,7 +28,7 @@ from django.contrib.auth import get_user_model
 from django.test import Client
 from rest_framework.authtoken.models import Token
 
-from tests.support.demo import DEMO_APP, DEMO_PASSWORD, manage, prepare_demo
+from tests.support.demo import DEMO_APP, DEMO_PASSWORD, prepare_demo
 from tests.support.servers import running_server
 from tests.support.wsclient import Accepted, Denied, ws_connect
 from wsreject.access.denial_log import denial_log
