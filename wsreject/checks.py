@@ -159,6 +159,7 @@ def check_asgi_stack(app_configs: Any = None, **kwargs: Any) -> list[CheckMessag
         return []
     deciding = (OriginMiddleware, PermissionMiddleware, RouteNotFoundMiddleware)
     errors: list[CheckMessage] = []
+    reported_validators: set[int] = set()
     for app, outer in walk(application):
         if isinstance(app, deciding) and not any(isinstance(o, DenialMiddleware) for o in outer):
             errors.append(
@@ -179,12 +180,14 @@ def check_asgi_stack(app_configs: Any = None, **kwargs: Any) -> list[CheckMessag
                     id="wsreject.W011",
                 )
             )
-        if isinstance(app, DenialMiddleware) and any(_is_origin_validator(o) for o in outer):
+        validators = [o for o in outer if _is_origin_validator(o) and id(o) not in reported_validators]
+        if isinstance(app, DenialMiddleware) and validators:
+            reported_validators.update(id(validator) for validator in validators)  # once each, however many stacks inside
             errors.append(
                 Warning(
                     f"Channels' OriginValidator (or AllowedHostsOriginValidator) wraps the wsreject stack in {path}: "
-                    "it refuses foreign origins with the server's bare 403 before wsreject runs, so clients "
-                    "never get wsreject's JSON denial.",
+                    "it refuses foreign origins, and every client that sends no Origin (non-browser clients), "
+                    "with the server's bare 403 before wsreject runs, so they never get wsreject's JSON denial.",
                     hint="Remove it: DenialMiddlewareStack's OriginMiddleware already checks Origin against "
                     "ALLOWED_HOSTS (or WSREJECT['ALLOWED_ORIGINS']) and answers 403 \"Origin not allowed\".",
                     id="wsreject.W012",

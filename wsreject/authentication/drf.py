@@ -16,6 +16,7 @@ from typing import Any
 from django.http import HttpRequest
 from django.http.cookie import parse_cookie
 from django.utils.module_loading import import_string
+from rest_framework import exceptions as drf_exceptions
 from rest_framework.authentication import BaseAuthentication, TokenAuthentication
 from rest_framework.request import Request
 
@@ -91,6 +92,14 @@ class DRFTokenAuthenticator(DRFAuthenticator):
     def get_credential(self, scope: Scope) -> Any:
         found = authorization(scope)
         return found[1] if found and found[0].lower() == self.keyword.lower() else None
+
+    def authenticate(self, scope: Scope, credential: Any) -> Any:
+        """DRF's refusals ("Invalid token.", "User inactive or deleted.") say no more than
+        "Invalid credentials", as for every other token: the account's state is not told."""
+        try:
+            return super().authenticate(scope, credential)
+        except drf_exceptions.AuthenticationFailed:
+            raise AuthenticationFailed() from None
 
     def challenge(self, failure: AuthenticationFailed | None) -> str | None:
         return bearer_challenge(self.keyword, None)

@@ -29,6 +29,13 @@ from .base import AuthenticationFailed, BaseAuthenticator, CredentialExpired, au
 _JWT = re.compile(r"^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$")
 
 
+def header_types() -> set[str]:
+    """``SIMPLE_JWT["AUTH_HEADER_TYPES"]`` (a string or a sequence), lower-cased: schemes are
+    case-insensitive (RFC 9110 §11.1)."""
+    types = api_settings.AUTH_HEADER_TYPES
+    return {scheme.lower() for scheme in ((types,) if isinstance(types, str) else types)}
+
+
 class SimpleJWTAuthenticator(BaseAuthenticator):
     """Access tokens issued by ``djangorestframework-simplejwt``."""
 
@@ -37,7 +44,9 @@ class SimpleJWTAuthenticator(BaseAuthenticator):
 
     def get_credential(self, scope: Scope) -> str | None:
         found = authorization(scope)
-        if found is None or found[0] not in api_settings.AUTH_HEADER_TYPES or not _JWT.match(found[1]):
+        if found is None or not _JWT.match(found[1]):
+            return None
+        if found[0].lower() not in header_types():
             return None
         return found[1]
 
