@@ -503,3 +503,19 @@ def test_check_hints_how_to_install_drf(settings, monkeypatch):
 
 def test_demo_authenticators_pass_the_check():
     assert e005() == []
+
+
+async def test_the_drf_adapter_with_a_header_costs_nothing_without_it(settings, thread_hop_counter):
+    """DRFAuthenticator(header=...): a handshake without that header never reaches the DRF class."""
+    settings.WSREJECT = {
+        **settings.WSREJECT,
+        "AUTHENTICATORS": [
+            ("wsreject.authentication.drf.DRFAuthenticator",
+             {"authentication_class": "rest_framework.authentication.BasicAuthentication", "header": "Authorization"}),
+        ],
+    }  # fmt: skip
+    await connect("/ws/private/", [])  # the access rules, loaded once
+    before = thread_hop_counter.count
+    _, result = await connect("/ws/private/", [])
+    assert (result.status_code, result.json()) == (401, {"detail": "Not authenticated"})
+    assert thread_hop_counter.items[before:] == []

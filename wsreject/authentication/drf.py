@@ -50,21 +50,27 @@ class DRFAuthenticator(BaseAuthenticator):
     """Authenticate with a DRF authentication class (an instance, a class or a dotted path).
 
     In ``AUTHENTICATORS``: ``("wsreject.authentication.drf.DRFAuthenticator",
-    {"authentication_class": "knox.auth.TokenAuthentication"})``. The class
-    decides whether the credential is its own (it returns None otherwise, and the
-    next authenticator is asked).
+    {"authentication_class": "knox.auth.TokenAuthentication", "header": "authorization"})``.
+    The class decides whether the credential is its own (it returns None
+    otherwise, and the next authenticator is asked). Only it can tell, so without
+    ``header`` every handshake is offered to it — one worker-thread hop each, even
+    without credentials; with ``header`` (the request header its credential
+    travels in), a handshake without that header skips it at no cost.
     """
 
     scheme = None
 
-    def __init__(self, authentication_class: Any) -> None:
+    def __init__(self, authentication_class: Any, *, header: str | None = None) -> None:
         if isinstance(authentication_class, str):
             authentication_class = import_string(authentication_class)
         self.authentication = authentication_class() if isinstance(authentication_class, type) else authentication_class
         if not isinstance(self.authentication, BaseAuthentication):
             raise TypeError(f"{authentication_class!r} is not a DRF authentication class")
+        self.header = header.lower().encode("latin-1") if header else None
 
     def get_credential(self, scope: Scope) -> Any:
+        if self.header is not None and not header_values(scope, self.header):
+            return None
         return True  # only the DRF class can tell; it answers None for "not mine"
 
     def authenticate(self, scope: Scope, credential: Any) -> Any:
