@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import threading
 
 import pytest
@@ -14,6 +15,21 @@ from django.db.backends.utils import CursorWrapper
 
 from wsreject.access.versions import local
 from wsreject.reporting import limiter
+
+
+def pytest_sessionstart(session) -> None:
+    """With WSREJECT_TEST_INSTALLED=1 (CI) the suite must test the installed wheel, not a source tree."""
+    import wsreject
+
+    location = os.path.dirname(wsreject.__file__)
+    if os.environ.get("WSREJECT_TEST_INSTALLED") == "1" and "site-packages" not in location:
+        raise pytest.UsageError(f"WSREJECT_TEST_INSTALLED=1 but wsreject is imported from {location}, not an installed wheel")
+
+
+def pytest_report_header(config) -> str:
+    import wsreject
+
+    return f"wsreject {wsreject.__version__} from {os.path.dirname(wsreject.__file__)}"
 
 
 @pytest.fixture(autouse=True)
