@@ -3,4 +3,4 @@
 from .denial import DenialResponse, DenyHandshake, DenyWithResponse
 
 __all__ = ["DenialResponse", "DenyHandshake", "DenyWithResponse"]
-__version__ = "0.1.0"
+__version__ = "0.2.0"
