@@ -3,7 +3,8 @@ from a third process.
 
 Migrating and seeding the demo takes seconds, so it is done once per test session
 (``prepare_demo`` into a template) and each test gets a copy: a file copy for SQLite,
-``CREATE DATABASE ... TEMPLATE`` for PostgreSQL. The seeded tokens are the template's.
+``CREATE DATABASE ... TEMPLATE`` for PostgreSQL. The seeded tokens are the template's,
+and the template has a superuser for the admin (:mod:`tests.security.admin_client`).
 :func:`django_shell` runs ORM code in a separate ``manage.py shell`` process with a
 deployment's environment — the way an operator's change reaches a running server.
 """
@@ -21,6 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from tests.support.demo import DemoData, manage, prepare_demo
+
+from .admin_client import CREATE_ADMIN
 
 POSTGRES_URL = os.environ.get("WSREJECT_TEST_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432")
 REDIS_HOST, REDIS_PORT = "127.0.0.1", 6379
@@ -85,6 +88,7 @@ class Template:
 
 def sqlite_template(directory: Path) -> Template:
     data = prepare_demo(directory)
+    django_shell(data.env, CREATE_ADMIN)
     return Template("sqlite", str(directory / "demo.sqlite3"), data.tokens)
 
 
@@ -92,6 +96,7 @@ def sqlite_template(directory: Path) -> Template:
 def postgres_template() -> Iterator[Template]:
     with postgres_database(prefix="wsreject_security_template") as name:
         data = prepare_demo(Path("/nonexistent"), {"DATABASE_URL": f"{POSTGRES_URL}/{name}"})
+        django_shell(data.env, CREATE_ADMIN)
         yield Template("postgres", name, data.tokens)
 
 

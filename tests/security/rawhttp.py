@@ -144,9 +144,13 @@ def _read_frame(reader: _Reader) -> tuple[int, bytes] | None:
     return None if payload is None else (opcode, payload)
 
 
-def exchange(address: tuple[str, int], request: bytes, *, timeout: float = 10.0, hang_up: bool = False) -> Reply:
+def exchange(
+    address: tuple[str, int], request: bytes, *, timeout: float = 10.0, frame_timeout: float = 2.0, hang_up: bool = False
+) -> Reply:
     """Send ``request`` on a new connection and read the answer (see the module docstring).
 
+    After a ``101``, frames are awaited for at most ``frame_timeout`` seconds (a consumer
+    that sends nothing on connect leaves ``frames`` empty).
     ``hang_up`` closes the connection right after sending, reading nothing (a client
     that leaves during the check); the reply is then ``Reply("closed")``.
     """
@@ -167,6 +171,7 @@ def exchange(address: tuple[str, int], request: bytes, *, timeout: float = 10.0,
         reply = Reply("response", status, reason, headers, raw=head)
         try:
             if status == 101:
+                reader.deadline = min(reader.deadline, time.monotonic() + frame_timeout)
                 _read_frames(reader, reply)
             else:
                 lengths = [int(value) for key, value in headers if key == "content-length"]
