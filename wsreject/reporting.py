@@ -111,8 +111,9 @@ _warned: dict[str, tuple[float, int]] = {}
 _warned_lock = threading.Lock()
 
 
-def warn_rate_limited(key: str, message: str, *args: Any, interval: float = 60.0) -> None:
-    """Log a WARNING for ``key`` at most once per ``interval`` seconds, saying how many were held back."""
+def warn_rate_limited(key: str, message: str, *args: Any, interval: float = 60.0, level: int = logging.WARNING) -> None:
+    """Log ``message`` (a WARNING unless ``level`` says otherwise) for ``key`` at most once per
+    ``interval`` seconds, saying how many were held back."""
     now = time.monotonic()
     with _warned_lock:
         last, held = _warned.get(key, (-interval, 0))
@@ -121,4 +122,4 @@ def warn_rate_limited(key: str, message: str, *args: Any, interval: float = 60.0
             return
         _warned[key] = (now, 0)
     suffix = f" ({held} more like this in the last {interval:.0f} s)" if held else ""
-    logger.warning(message + suffix, *args)
+    logger.log(level, message + suffix, *args)
