@@ -15,7 +15,8 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from .denial import DenialResponse, ExceptionHandler, denial_for_exception
+from .denial import DenialResponse, ExceptionHandler, denial_for_exception, is_unavailable
+from .reporting import warn_rate_limited
 from .scope import HANDSHAKE_KEY, Scope, escape
 from .transport import Message, Receive, Send, deny
 
@@ -88,19 +89,36 @@ class Handshake:
         await deny(scope, self._send, response, denial_mode=self.denial_mode, receive=receive)
 
     async def fail(self, scope: Scope, exc: BaseException) -> None:
-        """Answer an exception: a denial before accept, close 1011 after it."""
+        """Answer an exception: a denial before accept, close 1011 after it.
+
+        After the handshake was answered, a dependency that became unreachable (a
+        channel layer whose Redis went away under every open consumer) is an outage,
+        not a bug: one WARNING a minute names it, without a traceback per connection.
+        """
         if not self.decided:
             await self.deny(scope, denial_for_exception(exc, scope, self.exception_handler))
-        elif isinstance(exc, OSError):  # the client left: nothing to answer, nothing wrong
+            return
+        if isinstance(exc, OSError):  # the client left: nothing to answer, nothing wrong
             logger.debug("WebSocket %s: connection lost (%r)", escape(scope.get("path", "")), exc)
-        elif self.accepted and not self.closed:
-            logger.error("Unhandled error after accept; closing with 1011", exc_info=exc)
+            return
+        outage = is_unavailable(exc)
+        if outage:
+            warn_rate_limited(
+                f"unavailable-after-handshake:{type(exc).__name__}",
+                "A dependency became unreachable after a WebSocket handshake was answered%s: %s: %s",
+                "; closing with 1011" if self.accepted and not self.closed else "",
+                type(exc).__name__,
+                exc,
+            )
+        if self.accepted and not self.closed:
+            if not outage:
+                logger.error("Unhandled error after accept; closing with 1011", exc_info=exc)
             self.closed = True
             try:
                 await self._send({"type": "websocket.close", "code": 1011})
             except OSError:
                 pass
-        else:
+        elif not outage:
             logger.error("Unhandled error after the handshake was answered", exc_info=exc)
 
 

@@ -8,13 +8,20 @@ uvicorn's) rather than look-alikes.
 from __future__ import annotations
 
 import asyncio
+import logging
 import socket
 import struct
 
 import pytest
+import redis
 import uvloop
+from asgiref.sync import async_to_sync
 
+from wsreject import DenyHandshake
 from wsreject.denial import closed_transport, default_exception_handler, is_unavailable
+from wsreject.middleware import DenialMiddleware
+from wsreject.testing import HandshakeCommunicator
+from wsreject.transport import deny
 
 SCOPE = {"type": "websocket", "path": "/ws/x/"}
 
@@ -66,3 +73,76 @@ def test_uvloops_closed_transport_error_is_an_outage_not_a_bug():
 def test_other_runtime_errors_stay_bugs(message):
     exc = RuntimeError(message)
     assert not is_unavailable(exc) and default_exception_handler(exc, SCOPE) is None
+
+
+# --- an outage after the handshake was answered ------------------------------------------------
+
+
+class AnswerThenFail:
+    """Answers the handshake (accept, or a 403), then raises ``error``: what a consumer does
+    when its channel layer's Redis goes away under it."""
+
+    def __init__(self, error: Exception, accept: bool) -> None:
+        self.error, self.accept = error, accept
+
+    async def __call__(self, scope, receive, send):
+        await receive()
+        if self.accept:
+            await send({"type": "websocket.accept"})
+        else:
+            await deny(scope, send, DenyHandshake(403).response())
+        raise self.error
+
+
+def redis_down() -> Exception:
+    return redis.exceptions.ConnectionError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
+
+
+def run(app, path: str = "/ws/x/"):
+    async def go():
+        communicator = HandshakeCommunicator(app, path)
+        result = await communicator.handshake()
+        after = await communicator.receive_output(1) if result.accepted else None
+        await communicator.wait(1)
+        return result, after
+
+    return async_to_sync(go)()
+
+
+@pytest.fixture
+def fresh_warnings(monkeypatch, caplog):
+    monkeypatch.setattr("wsreject.reporting._warned", {})
+    caplog.set_level(logging.DEBUG, logger="wsreject")
+    return caplog
+
+
+def errors(caplog) -> list[str]:
+    return [record.getMessage() for record in caplog.records if record.levelno >= logging.ERROR or record.exc_info]
+
+
+def test_an_outage_after_accept_closes_1011_and_is_said_once(fresh_warnings):
+    for _ in range(3):
+        result, after = run(DenialMiddleware(AnswerThenFail(redis_down(), accept=True)))
+        assert result.accepted and after == {"type": "websocket.close", "code": 1011}
+    warnings = [r.getMessage() for r in fresh_warnings.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1 and "became unreachable after a WebSocket handshake was answered; closing with 1011" in warnings[0]
+    assert "Connection refused" in warnings[0]
+    assert not errors(fresh_warnings)
+
+
+def test_an_outage_after_a_denial_is_said_once(fresh_warnings):
+    for _ in range(3):
+        result, _after = run(DenialMiddleware(AnswerThenFail(redis_down(), accept=False)))
+        assert result.status_code == 403
+    warnings = [r.getMessage() for r in fresh_warnings.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1 and "after a WebSocket handshake was answered: ConnectionError" in warnings[0]
+    assert not errors(fresh_warnings)
+
+
+@pytest.mark.parametrize("accept", [True, False])
+def test_a_bug_after_the_handshake_is_still_an_error_with_its_traceback(fresh_warnings, accept):
+    _result, after = run(DenialMiddleware(AnswerThenFail(ValueError("a bug"), accept=accept)))
+    if accept:
+        assert after == {"type": "websocket.close", "code": 1011}
+    [record] = [r for r in fresh_warnings.records if r.levelno >= logging.ERROR]
+    assert record.exc_info and isinstance(record.exc_info[1], ValueError)
