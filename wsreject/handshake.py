@@ -38,6 +38,7 @@ class Handshake:
         "exception_handler",
         "endpoint",
         "user",
+        "client_gone",
     )
 
     def __init__(
@@ -56,6 +57,7 @@ class Handshake:
         self.exception_handler = exception_handler
         self.endpoint: Any = None  # the routed endpoint, when the access side resolved it
         self.user: Any = None  # scope["user"] as CredentialsMiddleware set it, for the log
+        self.client_gone = False  # a send failed: the server says the client left
 
     @property
     def decided(self) -> bool:
@@ -78,7 +80,11 @@ class Handshake:
         if self.decided and self.on_decided is not None:
             self.on_decided()
             self.on_decided = None
-        await self._send(message)
+        try:
+            await self._send(message)
+        except OSError:  # uvicorn's ClientDisconnected and friends
+            self.client_gone = True
+            raise
 
     async def deny(self, scope: Scope, response: DenialResponse) -> None:
         """Send ``response`` (after ``websocket.connect``, reading it if needed)."""

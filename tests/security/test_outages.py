@@ -16,10 +16,15 @@ import pytest
 import redis
 import uvloop
 from asgiref.sync import async_to_sync
+from channels.generic.websocket import AsyncWebsocketConsumer, WebsocketConsumer
+from channels.routing import URLRouter
+from django.urls import path
+from uvicorn.protocols.utils import ClientDisconnected
 
 from wsreject import DenyHandshake
+from wsreject.consumers import AuthorizedConsumer
 from wsreject.denial import closed_transport, default_exception_handler, is_unavailable
-from wsreject.middleware import DenialMiddleware
+from wsreject.middleware import DenialMiddleware, DenialMiddlewareStack
 from wsreject.testing import HandshakeCommunicator
 from wsreject.transport import deny
 
@@ -146,3 +151,79 @@ def test_a_bug_after_the_handshake_is_still_an_error_with_its_traceback(fresh_wa
         assert after == {"type": "websocket.close", "code": 1011}
     [record] = [r for r in fresh_warnings.records if r.levelno >= logging.ERROR]
     assert record.exc_info and isinstance(record.exc_info[1], ValueError)
+
+
+# --- a client that leaves while its handshake is being decided -------------------------------------
+
+
+class Greeter(AuthorizedConsumer, AsyncWebsocketConsumer):
+    async def connect(self):
+        await self.accept()
+
+
+class SyncGreeter(AuthorizedConsumer, WebsocketConsumer):
+    def connect(self):
+        self.accept()
+
+
+class Private(AuthorizedConsumer, AsyncWebsocketConsumer):
+    login_required = True
+
+
+GONE_APP = DenialMiddlewareStack(
+    URLRouter(
+        [
+            path("ws/greeter/", Greeter.as_asgi()),
+            path("ws/sync-greeter/", SyncGreeter.as_asgi()),
+            path("ws/private/", Private.as_asgi()),
+        ]
+    )
+)
+
+
+def drive_after_the_client_left(path: str) -> list[dict]:
+    """Run one handshake whose client is gone: after ``websocket.connect``, every send raises
+    uvicorn's ClientDisconnected and receive says ``websocket.disconnect``, as uvicorn does."""
+    attempted: list[dict] = []
+    inbox = [{"type": "websocket.connect"}]
+
+    async def receive():
+        return inbox.pop(0) if inbox else {"type": "websocket.disconnect", "code": 1006}
+
+    async def send(message):
+        attempted.append(message)
+        raise ClientDisconnected()
+
+    scope = {
+        "type": "websocket",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "headers": [],
+        "subprotocols": [],
+        "client": ["127.0.0.1", 50000],
+        "extensions": {"websocket.http.response": {}},
+    }
+
+    async def go():
+        await asyncio.wait_for(GONE_APP(scope, receive, send), 10)
+
+    async_to_sync(go)()
+    return attempted
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize(
+    ("path", "first"),
+    [
+        ("/ws/greeter/", "websocket.accept"),  # accept() raises: the consumer must not "deny" with a 500
+        ("/ws/sync-greeter/", "websocket.accept"),
+        ("/ws/private/", "websocket.http.response.start"),  # the 401 goes nowhere
+    ],
+)
+def test_a_client_that_left_is_a_debug_line_not_a_500(fresh_warnings, path, first):
+    attempted = drive_after_the_client_left(path)
+    assert [message["type"] for message in attempted] == [first], "one attempt, then nothing more"
+    assert not errors(fresh_warnings), errors(fresh_warnings)
+    debug = [r.getMessage() for r in fresh_warnings.records if r.levelno == logging.DEBUG]
+    assert any(path in line and "left" in line for line in debug), debug
