@@ -21,7 +21,8 @@ from channels.routing import URLRouter
 from django.urls import path
 from uvicorn.protocols.utils import ClientDisconnected
 
-from wsreject import DenyHandshake
+from wsreject import DenialResponse, DenyHandshake
+from wsreject.access.denial_log import DenialLog
 from wsreject.consumers import AuthorizedConsumer
 from wsreject.denial import closed_transport, default_exception_handler, is_unavailable
 from wsreject.middleware import DenialMiddleware, DenialMiddlewareStack
@@ -227,3 +228,21 @@ def test_a_client_that_left_is_a_debug_line_not_a_500(fresh_warnings, path, firs
     assert not errors(fresh_warnings), errors(fresh_warnings)
     debug = [r.getMessage() for r in fresh_warnings.records if r.levelno == logging.DEBUG]
     assert any(path in line and "left" in line for line in debug), debug
+
+
+# --- the recent-denials copy while the cache is down -----------------------------------------------
+
+
+def test_copying_recent_denials_to_a_cache_that_is_down_is_said_once(fresh_warnings, settings):
+    settings.CACHES = {
+        **settings.CACHES,
+        "down": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": "redis://127.0.0.1:1/0"},
+    }
+    settings.WSREJECT = {**settings.WSREJECT, "CACHE": "down"}
+    log = DenialLog()
+    log.record({"type": "websocket", "path": "/ws/x/"}, DenialResponse(403), "http")
+    for _ in range(3):
+        log.flush()
+    assert not errors(fresh_warnings), errors(fresh_warnings)
+    warnings = [r.getMessage() for r in fresh_warnings.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1 and "WebSocket access cache unavailable" in warnings[0]

@@ -26,7 +26,8 @@ from datetime import datetime, timezone
 from typing import Any
 
 from ..conf import wsreject_settings
-from .versions import get_cache
+from ..denial import is_unavailable
+from .versions import cache_failed, get_cache
 from ..signals import connection_denied
 from ..scope import client_address, known_user_id
 
@@ -135,8 +136,11 @@ class DenialLog:
                 index = {name: seen for name, seen in index.items() if now - seen < SNAPSHOT_TIMEOUT}
                 index[snapshot["process"]] = now
                 cache.set(INDEX_KEY, index, timeout=SNAPSHOT_TIMEOUT)
-        except Exception:
-            logger.exception("Could not copy recent denials to the cache")
+        except Exception as exc:
+            if is_unavailable(exc):  # a cache outage: said once a minute, like every cache failure
+                cache_failed(exc)
+            else:
+                logger.exception("Could not copy recent denials to the cache")
 
 
 denial_log = DenialLog()
