@@ -1,0 +1,140 @@
+"""Bounded staleness: two server processes, one database, changes made by a third process.
+
+Two uvicorn processes serve the demo on one database (a fresh PostgreSQL database, or
+an SQLite file when PostgreSQL is absent). With the default settings each has its own
+local-memory cache, so a change committed by a ``manage.py shell`` process can only
+reach them through the expiry of their cache versions: it must be seen within
+``MAX_STALENESS`` (5 s) plus a margin for polling, on both. With Redis as the cache
+(``REDIS_URL``) the shell's signals bump the shared versions, and the very next
+handshake on each server sees the change.
+
+Both servers are warmed first (every answer before the change is served, and cached).
+Whether a server still shows the old state right after the commit depends on when its
+version keys were created, so that is measured and reported, never asserted.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from tests.support.demo import DEMO_APP, DemoData
+from tests.support.servers import Server, running_server
+
+from .conftest import require
+from .deployment import (
+    POSTGRES_URL,
+    REDIS_HOST,
+    REDIS_PORT,
+    base_env,
+    django_shell,
+    postgres_database,
+    postgres_unreachable,
+    redis_unreachable,
+    sqlite_copy,
+)
+from .rawhttp import exchange, upgrade_request
+
+pytestmark = pytest.mark.server
+
+MAX_STALENESS = 5.0  # WSREJECT["MAX_STALENESS"], the default
+MARGIN = 2.0  # polling every 0.1 s and a handshake's latency on a loaded 2-core machine
+REDIS_DB = 12
+
+# (who, path) -> (answer before, answer after) the change
+CHANGES = {
+    ("alice", "/ws/rooms/lobby/"): ((101, None), (403, "Not allowed to join this room")),  # left "members"
+    ("bob", "/ws/private/"): ((101, None), (401, "Invalid credentials")),  # token revoked
+    ("carol", "/ws/staff/"): ((101, None), (503, "Staff closed")),  # rule added
+}
+CHANGE = """
+import time
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
+from wsreject.models import AccessRule, AccessToken
+User = get_user_model()
+User.objects.get(username="alice").groups.remove(Group.objects.get(name="members"))
+AccessToken.objects.filter(user__username="bob").delete()
+AccessRule.objects.create(endpoint="/ws/staff/", enabled=False, disabled_detail="Staff closed")
+result(time.time())
+"""
+
+
+@pytest.fixture
+def shared_database(request, tmp_path) -> Iterator[DemoData]:
+    """A fresh copy of the demo database: PostgreSQL when it answers, else SQLite."""
+    if postgres_unreachable() is None:
+        template = request.getfixturevalue("postgres_demo_template")
+        with postgres_database(template.location) as name:
+            yield DemoData(base_env(f"{POSTGRES_URL}/{name}"), dict(template.tokens))
+    else:
+        yield sqlite_copy(request.getfixturevalue("sqlite_demo_template"), tmp_path)
+
+
+@contextlib.contextmanager
+def two_servers(env: dict[str, str]) -> Iterator[tuple[Server, Server]]:
+    with (
+        running_server("uvicorn-websockets-sansio", DEMO_APP, env=env) as one,
+        running_server("uvicorn-websockets-sansio", DEMO_APP, env=env) as two,
+    ):
+        yield one, two
+
+
+def answer(server: Server, path: str, token: str) -> tuple[int | None, Any]:
+    reply = exchange(server.address, upgrade_request(path, token=token))
+    if reply.status == 101:
+        return (101, None)
+    return (reply.status, reply.json().get("detail") if reply.body else None)
+
+
+def warm(servers: tuple[Server, Server], tokens: dict[str, str]) -> None:
+    for server in servers:
+        for _ in range(2):  # the second is answered from the cache
+            for (who, path), (before, _after) in CHANGES.items():
+                assert answer(server, path, tokens[who]) == before, (server, who, path)
+
+
+def test_local_memory_caches_see_another_process_change_within_max_staleness(shared_database, record_property):
+    tokens, env = shared_database.tokens, shared_database.env
+    with two_servers(env) as servers:
+        warm(servers, tokens)
+        committed = django_shell(env, CHANGE)
+        deadline = committed + MAX_STALENESS + MARGIN
+        seen: dict[tuple[int, str], float] = {}
+        while len(seen) < len(servers) * len(CHANGES) and time.time() < deadline:
+            for index, server in enumerate(servers):
+                for (who, path), (_before, after) in CHANGES.items():
+                    if (index, who) not in seen and answer(server, path, tokens[who]) == after:
+                        seen[(index, who)] = time.time() - committed
+            time.sleep(0.1)
+        delays = {f"server{index + 1}:{who}": round(s, 2) for (index, who), s in sorted(seen.items())}
+        record_property("seconds_until_seen", delays)
+        print("seconds from commit until seen:", delays)
+        missing = [(index, who) for index in range(2) for who, _path in CHANGES if (index, who) not in seen]
+        assert not missing, f"not seen within {MAX_STALENESS + MARGIN} s of the commit: {missing}; seen: {seen}"
+        for server in servers:  # once seen, it stays
+            for (who, path), (_before, after) in CHANGES.items():
+                assert answer(server, path, tokens[who]) == after
+
+
+def test_with_redis_the_next_handshake_sees_another_process_change(shared_database):
+    require(redis_unreachable(f"redis://{REDIS_HOST}:{REDIS_PORT}/{REDIS_DB}"))
+    import redis
+
+    url = f"redis://{REDIS_HOST}:{REDIS_PORT}/{REDIS_DB}"
+    redis.Redis.from_url(url).flushdb()
+    env = {**shared_database.env, "REDIS_URL": url}
+    tokens = shared_database.tokens
+    try:
+        with two_servers(env) as servers:
+            warm(servers, tokens)
+            django_shell(env, CHANGE)
+            for server in servers:
+                for (who, path), (_before, after) in CHANGES.items():
+                    assert answer(server, path, tokens[who]) == after, (server, who, path)
+    finally:
+        redis.Redis.from_url(url).flushdb()
