@@ -7,8 +7,11 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.support.demo import DemoData
+
 from .deployment import (
     Template,
+    demo_copy,
     postgres_template,
     postgres_unreachable,
     redis_unreachable,
@@ -26,17 +29,29 @@ def require(reason: str | None) -> None:
 
 
 @pytest.fixture(scope="session")
-def sqlite_demo_template(tmp_path_factory) -> Template:
-    """The demo migrated and seeded once, in an SQLite file to copy."""
-    return sqlite_template(tmp_path_factory.mktemp("demo-template"))
+def demo_template(tmp_path_factory) -> Iterator[Template]:
+    """The demo migrated and seeded once, to copy: in PostgreSQL when it answers (copies
+    are then ``CREATE DATABASE ... TEMPLATE``, dropped at the end), else in SQLite."""
+    if postgres_unreachable() is None:
+        with postgres_template() as template:
+            yield template
+    else:
+        yield sqlite_template(tmp_path_factory.mktemp("demo-template"))
 
 
 @pytest.fixture(scope="session")
-def postgres_demo_template() -> Iterator[Template]:
-    """The demo migrated and seeded once, in a PostgreSQL database to copy (dropped at the end)."""
-    require(postgres_unreachable())
-    with postgres_template() as template:
-        yield template
+def postgres_demo_template(demo_template) -> Template:
+    """:func:`demo_template`, for the tests that need PostgreSQL itself."""
+    if demo_template.kind != "postgres":
+        require(postgres_unreachable() or "the demo template is not in PostgreSQL")
+    return demo_template
+
+
+@pytest.fixture
+def demo_database(demo_template, tmp_path) -> Iterator[DemoData]:
+    """A fresh copy of the demo database for one test."""
+    with demo_copy(demo_template, tmp_path) as data:
+        yield data
 
 
 @pytest.fixture(scope="session")

@@ -112,6 +112,17 @@ def sqlite_copy(template: Template, directory: Path, **extra: str) -> DemoData:
     return DemoData(env=base_env(f"sqlite:///{target}", **extra), tokens=dict(template.tokens))
 
 
+@contextlib.contextmanager
+def demo_copy(template: Template, directory: Path) -> Iterator[DemoData]:
+    """A fresh copy of ``template`` (an SQLite file in ``directory``, or a PostgreSQL
+    database dropped afterwards): its environment and tokens."""
+    if template.kind == "sqlite":
+        yield sqlite_copy(template, directory)
+        return
+    with postgres_database(template.location) as name:
+        yield DemoData(env=base_env(f"{POSTGRES_URL}/{name}"), tokens=dict(template.tokens))
+
+
 def django_shell(env: dict[str, str], code: str, timeout: float = 120) -> Any:
     """Run ``code`` in ``manage.py shell`` with ``env``; it may call ``result(value)`` once to
     hand back a JSON value, which is returned."""

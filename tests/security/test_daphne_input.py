@@ -20,7 +20,7 @@ import pytest
 from tests.support.demo import DEMO_APP, DemoData
 from tests.support.servers import Server, running_server
 
-from .deployment import sqlite_copy
+from .deployment import demo_copy
 from .rawhttp import exchange, upgrade_request
 
 pytestmark = pytest.mark.server
@@ -29,8 +29,9 @@ KEY = b"dGhlIHNhbXBsZSBub25jZQ=="
 
 
 @pytest.fixture(scope="module")
-def demo(sqlite_demo_template, tmp_path_factory) -> DemoData:
-    return sqlite_copy(sqlite_demo_template, tmp_path_factory.mktemp("daphne-input"))
+def demo(demo_template, tmp_path_factory) -> Iterator[DemoData]:
+    with demo_copy(demo_template, tmp_path_factory.mktemp("daphne-input")) as data:
+        yield data
 
 
 @pytest.fixture(scope="module")

@@ -13,6 +13,7 @@ refused by the rule; every other spelling must get exactly its answer without it
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -21,7 +22,7 @@ from tests.support.demo import DEMO_APP
 from tests.support.servers import Server, running_server
 
 from .admin_client import AdminClient
-from .deployment import sqlite_copy
+from .deployment import demo_copy
 from .rawhttp import HeaderPair, exchange, upgrade_request
 from .spellings import DELIVERED, DELIVERED_DIFFERENTLY
 
@@ -96,15 +97,17 @@ LIMITED = [
 
 
 @pytest.fixture(scope="module", params=KINDS)
-def observed(request, sqlite_demo_template, tmp_path_factory) -> dict[str, Any]:
+def observed(request, demo_template, tmp_path_factory) -> Iterator[dict[str, Any]]:
     """Every spelling's answer on one server: without rules (bob, alice), then (alice) with a
     disabled ``/ws/rooms/*`` rule, then with a disabled ``rooms`` rule added (a route name
     is more specific than a prefix: it answers first). The rules are added in the server's
     own admin, so its next handshake sees them. Also the ``LIMITED`` spellings' answers."""
     kind = request.param
-    deployment = sqlite_copy(sqlite_demo_template, tmp_path_factory.mktemp("paths"))
-    tokens = deployment.tokens
-    with running_server(kind, DEMO_APP, env=deployment.env) as server:
+    with (
+        demo_copy(demo_template, tmp_path_factory.mktemp("paths")) as deployment,
+        running_server(kind, DEMO_APP, env=deployment.env) as server,
+    ):
+        tokens = deployment.tokens
         admin = AdminClient(server).login()
         seen: dict[str, Any] = {"kind": kind, "limited": [exchange(server.address, upgrade_request(t)) for t in LIMITED]}
         seen["bob"] = answers(server, tokens["bob"])
@@ -113,7 +116,7 @@ def observed(request, sqlite_demo_template, tmp_path_factory) -> dict[str, Any]:
         seen["prefix"] = answers(server, tokens["alice"])
         admin.add_rule(endpoint="rooms", enabled=[], retry_after="78", disabled_detail="Rooms closed (name)")
         seen["name"] = answers(server, tokens["alice"])
-    return seen
+    yield seen
 
 
 def reaches_rooms(bob_answer: tuple[Any, ...]) -> str | None:
@@ -173,11 +176,11 @@ def test_a_disabled_route_name_rule_refuses_every_spelling_on_both_mounts(observ
     assert covered["ws"] >= 12 and covered["browser"] >= 3, covered
 
 
-def test_a_root_path_does_not_change_what_a_rule_covers(sqlite_demo_template, tmp_path):
+def test_a_root_path_does_not_change_what_a_rule_covers(demo_database):
     """uvicorn ``--root-path /prefix`` puts the prefix in front of ``scope["path"]``; the rule
     still covers the routed endpoint. (Daphne's root path, sent by the client in
     ``Daphne-Root-Path``, is among the spellings above.)"""
-    data = sqlite_copy(sqlite_demo_template, tmp_path)
+    data = demo_database
     alice = data.tokens["alice"]
     with running_server("uvicorn-websockets-sansio", DEMO_APP, env=data.env, extra_args=["--root-path", "/prefix"]) as server:
         assert digest(server, ("/ws//rooms/lobby/", ()), alice) == (101, {"room": "lobby", "user": "alice"}, None)
