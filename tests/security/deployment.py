@@ -14,7 +14,12 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import queue
 import shutil
+import subprocess
+import sys
+import threading
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -22,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.support.demo import DemoData, manage, prepare_demo
+from tests.support.servers import REPO_ROOT
 
 from .admin_client import CREATE_ADMIN
 
@@ -132,3 +138,65 @@ def django_shell(env: dict[str, str], code: str, timeout: float = 120) -> Any:
         if line.startswith(RESULT_MARK):
             return json.loads(line[len(RESULT_MARK) :])
     return None
+
+
+class PendingShell:
+    """A ``manage.py shell`` started now that runs ``code`` only when told (:meth:`go`):
+    Django's start-up is out of the way, so the change commits right when the test says."""
+
+    READY = "@@ready@@"
+
+    def __init__(self, env: dict[str, str], code: str, directory: Path) -> None:
+        self.flag = directory / f"go-{uuid.uuid4().hex}"
+        prelude = f"import json\ndef result(value):\n    print({RESULT_MARK!r} + json.dumps(value), flush=True)\n"
+        wait = (
+            f"import os, time\nprint({self.READY!r}, flush=True)\n"
+            f"for _ in range(12000):\n    if os.path.exists({str(self.flag)!r}):\n        break\n    time.sleep(0.005)\n"
+        )
+        self.process = subprocess.Popen(
+            [sys.executable, "manage.py", "shell", "-v", "0", "-c", prelude + wait + code],
+            cwd=REPO_ROOT,
+            env={**os.environ, **env},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        self.lines: queue.Queue[str | None] = queue.Queue()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self.lines.put(line.rstrip("\n"))
+        self.lines.put(None)  # EOF
+
+    def _until(self, wanted: str, timeout: float) -> str:
+        """The first output line starting with ``wanted``; fails with the output on EOF or timeout."""
+        seen = []
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                line = self.lines.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                line = None
+            if line is None:
+                self.close()
+                raise AssertionError(f"manage.py shell: no {wanted!r} line; output:\n" + "\n".join(seen))
+            if line.startswith(wanted):
+                return line
+            seen.append(line)
+
+    def wait_ready(self, timeout: float = 60) -> None:
+        self._until(self.READY, timeout)
+
+    def go(self, timeout: float = 60) -> Any:
+        """Let the code run; return what it passed to ``result()``."""
+        self.flag.touch()
+        line = self._until(RESULT_MARK, timeout)
+        self.process.wait(timeout=timeout)
+        return json.loads(line[len(RESULT_MARK) :])
+
+    def close(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(timeout=10)

@@ -8,9 +8,11 @@ reach them through the expiry of their cache versions: it must be seen within
 (``REDIS_URL``) the shell's signals bump the shared versions, and the very next
 handshake on each server sees the change.
 
-Both servers are warmed first (every answer before the change is served, and cached).
-Whether a server still shows the old state right after the commit depends on when its
-version keys were created, so that is measured and reported, never asserted.
+Both servers start fresh and are warmed right before the change (every answer before
+it is served, and cached), so their cache versions are created then: the old state is
+asserted only for answers given before those versions can have expired, and the delay
+until each server shows the change is recorded (``record_property``; about 5 s, the
+worst case, since the change commits right after the warm-up).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from .conftest import require
 from .deployment import (
     REDIS_HOST,
     REDIS_PORT,
+    PendingShell,
     django_shell,
     redis_unreachable,
 )
@@ -82,27 +85,47 @@ def warm(servers: tuple[Server, Server], tokens: dict[str, str]) -> None:
                 assert answer(server, path, tokens[who]) == before, (server, who, path)
 
 
-def test_local_memory_caches_see_another_process_change_within_max_staleness(demo_database, record_property):
+def test_local_memory_caches_see_another_process_change_within_max_staleness(demo_database, tmp_path, record_property):
+    """The servers start fresh, so their first handshakes (the warm-up) create their cache
+    versions; the change commits right after. Until those versions expire (5 s after they
+    were made) each server must still answer from its cache — asserted only for answers
+    that provably came before that; after, each must see the change."""
     tokens, env = demo_database.tokens, demo_database.env
-    with two_servers(env) as servers:
-        warm(servers, tokens)
-        committed = django_shell(env, CHANGE)
-        deadline = committed + MAX_STALENESS + MARGIN
-        seen: dict[tuple[int, str], float] = {}
-        while len(seen) < len(servers) * len(CHANGES) and time.time() < deadline:
-            for index, server in enumerate(servers):
+    shell = PendingShell(env, CHANGE, tmp_path)
+    try:
+        with two_servers(env) as servers:
+            shell.wait_ready()
+            warm_started = time.time()  # no version exists before this moment on either server
+            warm(servers, tokens)
+            committed = shell.go()
+            deadline = committed + MAX_STALENESS + MARGIN
+            seen: dict[tuple[int, str], float] = {}
+            stale_checked = 0
+            while len(seen) < len(servers) * len(CHANGES) and time.time() < deadline:
+                for index, server in enumerate(servers):
+                    for (who, path), (before, after) in CHANGES.items():
+                        if (index, who) in seen:
+                            continue
+                        got = answer(server, path, tokens[who])
+                        if time.time() < warm_started + MAX_STALENESS - 0.5:  # its versions cannot have expired
+                            assert got == before, f"server{index + 1} saw {who}'s change before its cache could expire"
+                            stale_checked += 1
+                        elif got == after:
+                            seen[(index, who)] = time.time() - committed
+                        else:
+                            assert got == before, (index, who, got)
+                time.sleep(0.1)
+            delays = {f"server{index + 1}:{who}": round(s, 2) for (index, who), s in sorted(seen.items())}
+            record_property("seconds_until_seen", delays)
+            print(f"seconds from commit until seen: {delays}; commit {committed - warm_started:.2f} s after the warm-up began")
+            missing = [(index, who) for index in range(2) for who, _path in CHANGES if (index, who) not in seen]
+            assert not missing, f"not seen within {MAX_STALENESS + MARGIN} s of the commit: {missing}; seen: {seen}"
+            assert stale_checked >= len(servers) * len(CHANGES) or committed > warm_started + 3, "the first round came too late"
+            for server in servers:  # once seen, it stays
                 for (who, path), (_before, after) in CHANGES.items():
-                    if (index, who) not in seen and answer(server, path, tokens[who]) == after:
-                        seen[(index, who)] = time.time() - committed
-            time.sleep(0.1)
-        delays = {f"server{index + 1}:{who}": round(s, 2) for (index, who), s in sorted(seen.items())}
-        record_property("seconds_until_seen", delays)
-        print("seconds from commit until seen:", delays)
-        missing = [(index, who) for index in range(2) for who, _path in CHANGES if (index, who) not in seen]
-        assert not missing, f"not seen within {MAX_STALENESS + MARGIN} s of the commit: {missing}; seen: {seen}"
-        for server in servers:  # once seen, it stays
-            for (who, path), (_before, after) in CHANGES.items():
-                assert answer(server, path, tokens[who]) == after
+                    assert answer(server, path, tokens[who]) == after
+    finally:
+        shell.close()
 
 
 def test_with_redis_the_next_handshake_sees_another_process_change(demo_database):
