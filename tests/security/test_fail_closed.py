@@ -339,6 +339,25 @@ def test_a_forced_invalid_row_denies_every_handshake(demo_tokens, fields, caplog
     assert "Traceback" not in caplog.text
 
 
+def test_the_admin_says_an_invalid_row_closes_everything(people, admin_client):
+    """Who can connect and the rule list must not claim "Everyone" while a forced row refuses all."""
+    rule = AccessRule.objects.create(endpoint="/ws/staff/")
+    with sqlite_checks_ignored():
+        AccessRule.objects.filter(pk=rule.pk).update(deny_status=200)
+    bump_rules()
+    assert connect("/ws/echo/") == UNAVAILABLE
+    page = admin_client.get("/admin/wsreject/accessrule/endpoints/")
+    rows = {row.endpoint.route: row for row in page.context["rows"]}
+    for route in ("/ws/echo/", "/ws/staff/", "/ws/browser/rooms/<slug:name>/"):
+        assert [r.pk for r in rows[route].closed_by] == [rule.pk], route
+    html = page.content.decode()
+    echo_row = html[html.index("<code>/ws/echo/</code>") :].split("</tr>")[0]
+    assert "Nobody: closed (503)" in echo_row
+    listing = admin_client.get("/admin/wsreject/accessrule/").content.decode()
+    assert "every handshake refused (503): this rule is invalid: a denial&#x27;s status must be" in listing
+    assert "(400-599), got 200" in listing
+
+
 @pytest.mark.server
 def test_a_forced_row_in_postgresql_denies_every_handshake_on_a_real_server(postgres_demo_template):
     """Constraints dropped in PostgreSQL, a 200 stored: the server answers 503 and logs the rule."""
