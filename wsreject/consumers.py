@@ -25,6 +25,7 @@ accept, is sent by the consumer in its ``denial_mode`` and the consumer stops.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from asgiref.sync import async_to_sync
@@ -36,8 +37,10 @@ from .denial import DenyHandshake, denial_for_exception
 from .handshake import current_handshake
 from .offload import attempt_without_io, decision, require_io
 from .permissions import AllOf, AllowAny, BasePermission, HasPermissions, IsAuthenticated, as_permission, perm_tuple
+from .scope import escape
 from .transport import Message, Send, deny, deny_sync
 
+logger = logging.getLogger("wsreject")
 
 class AuthorizedConsumer:
     """Mixin for WebSocket consumers that decides the handshake before ``connect()``."""
@@ -170,7 +173,8 @@ class AuthorizedConsumer:
         except Exception as exc:
             if getattr(self, "channel_layer", None) is not None and getattr(self, "groups", None):
                 async_to_sync(self._discard_groups)()
-            deny_sync(self.scope, self.base_send, self._response_for(exc), denial_mode=self._denial_mode())
+            if not self._client_left(exc):
+                deny_sync(self.scope, self.base_send, self._response_for(exc), denial_mode=self._denial_mode())
             raise StopConsumer() from None
 
     async def _async_websocket_connect(self, message: Message) -> Any:
@@ -186,7 +190,17 @@ class AuthorizedConsumer:
 
     async def _deny(self, exc: BaseException) -> None:
         await self._discard_groups()
-        await deny(self.scope, self._client_send, self._response_for(exc), denial_mode=self._denial_mode())
+        if not self._client_left(exc):
+            await deny(self.scope, self._client_send, self._response_for(exc), denial_mode=self._denial_mode())
+
+    def _client_left(self, exc: BaseException) -> bool:
+        """Whether ``exc`` is the server saying the client is gone (a send raised, e.g.
+        ``accept()`` after the client hung up during the checks): nothing to answer, nothing wrong."""
+        handshake = current_handshake(self.scope)
+        if handshake is None or not handshake.client_gone or not isinstance(exc, OSError):
+            return False
+        logger.debug("WebSocket %s: the client left before its handshake was answered (%r)", escape(self.scope.get("path", "")), exc)
+        return True
 
     def _response_for(self, exc: BaseException) -> Any:
         handshake = current_handshake(self.scope)

@@ -231,12 +231,21 @@ def _unavailable_types() -> tuple[type[BaseException], ...]:
 UNAVAILABLE_EXCEPTIONS = _unavailable_types()
 
 
+def closed_transport(exc: BaseException) -> bool:
+    """uvloop's ``RuntimeError`` for a write on a connection the peer already reset (where
+    asyncio's own loop raises ``ConnectionError`` or nothing): a pooled Redis connection
+    left over from an outage fails so on its first use after the server came back."""
+    return isinstance(exc, RuntimeError) and str(exc).startswith("unable to perform operation on") and str(
+        exc
+    ).endswith("the handler is closed")
+
+
 def is_unavailable(exc: BaseException) -> bool:
     """Whether ``exc`` (or what it was raised from) says a dependency is unreachable."""
     seen = 0
     current: BaseException | None = exc
     while current is not None and seen < 10:
-        if isinstance(current, UNAVAILABLE_EXCEPTIONS):
+        if isinstance(current, UNAVAILABLE_EXCEPTIONS) or closed_transport(current):
             return True
         current = current.__cause__ or current.__context__
         seen += 1

@@ -16,7 +16,8 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from .denial import DenialResponse, ExceptionHandler, denial_for_exception
+from .denial import DenialResponse, ExceptionHandler, denial_for_exception, is_unavailable
+from .reporting import warn_rate_limited
 from .scope import HANDSHAKE_KEY, Scope, escape
 from .transport import Message, Receive, Send, deny
 
@@ -30,6 +31,7 @@ class Handshake:
         "_receive",
         "_send",
         "accepted",
+        "client_gone",
         "closed",
         "connect_received",
         "denial_mode",
@@ -56,6 +58,7 @@ class Handshake:
         self.exception_handler = exception_handler
         self.endpoint: Any = None  # the routed endpoint, when the access side resolved it
         self.user: Any = None  # scope["user"] as CredentialsMiddleware set it, for the log
+        self.client_gone = False  # a send failed: the server says the client left
 
     @property
     def decided(self) -> bool:
@@ -78,7 +81,11 @@ class Handshake:
         if self.decided and self.on_decided is not None:
             self.on_decided()
             self.on_decided = None
-        await self._send(message)
+        try:
+            await self._send(message)
+        except OSError:  # uvicorn's ClientDisconnected and friends
+            self.client_gone = True
+            raise
 
     async def deny(self, scope: Scope, response: DenialResponse) -> None:
         """Send ``response`` (after ``websocket.connect``, reading it if needed)."""
@@ -89,17 +96,34 @@ class Handshake:
         await deny(scope, self._send, response, denial_mode=self.denial_mode, receive=receive)
 
     async def fail(self, scope: Scope, exc: BaseException) -> None:
-        """Answer an exception: a denial before accept, close 1011 after it."""
+        """Answer an exception: a denial before accept, close 1011 after it.
+
+        After the handshake was answered, a dependency that became unreachable (a
+        channel layer whose Redis went away under every open consumer) is an outage,
+        not a bug: one WARNING a minute names it, without a traceback per connection.
+        """
         if not self.decided:
             await self.deny(scope, denial_for_exception(exc, scope, self.exception_handler))
-        elif isinstance(exc, OSError):  # the client left: nothing to answer, nothing wrong
+            return
+        if isinstance(exc, OSError):  # the client left: nothing to answer, nothing wrong
             logger.debug("WebSocket %s: connection lost (%r)", escape(scope.get("path", "")), exc)
-        elif self.accepted and not self.closed:
-            logger.error("Unhandled error after accept; closing with 1011", exc_info=exc)
+            return
+        outage = is_unavailable(exc)
+        if outage:
+            warn_rate_limited(
+                f"unavailable-after-handshake:{type(exc).__name__}",
+                "A dependency became unreachable after a WebSocket handshake was answered%s: %s: %s",
+                "; closing with 1011" if self.accepted and not self.closed else "",
+                type(exc).__name__,
+                exc,
+            )
+        if self.accepted and not self.closed:
+            if not outage:
+                logger.error("Unhandled error after accept; closing with 1011", exc_info=exc)
             self.closed = True
             with contextlib.suppress(OSError):
                 await self._send({"type": "websocket.close", "code": 1011})
-        else:
+        elif not outage:
             logger.error("Unhandled error after the handshake was answered", exc_info=exc)
 
 

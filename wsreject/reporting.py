@@ -112,8 +112,8 @@ _warned_lock = threading.Lock()
 
 
 def warn_rate_limited(key: str, message: str, *args: Any, interval: float = 60.0, level: int = logging.WARNING) -> None:
-    """Log ``message`` (a WARNING) for ``key`` at most once per ``interval`` seconds, saying how
-    many were held back."""
+    """Log ``message`` (a WARNING unless ``level`` says otherwise) for ``key`` at most once per
+    ``interval`` seconds, saying how many were held back."""
     now = time.monotonic()
     with _warned_lock:
         last, held = _warned.get(key, (-interval, 0))

@@ -87,6 +87,9 @@ class AccessRuleAdmin(RuleAdminBase):
 
     @admin.display(description=_("refusal"))
     def refusal(self, rule: AccessRule) -> str:
+        problem = stored_problem(rule)
+        if problem is not None:
+            return _("every handshake refused (503): this rule is invalid: %(problem)s") % {"problem": problem}
         if any(link.group_id is None for link in rule.group_links.all()) or any(
             link.permission_id is None for link in rule.permission_links.all()
         ):
@@ -166,6 +169,12 @@ class Access:
     in_code: list[StrOrPromise] = field(default_factory=list)  # checks only the code can answer
 
 
+def stored_problem(rule: AccessRule) -> str | None:
+    """Why a stored row cannot be enforced as written (it then refuses everything), or None."""
+    fields = (rule.endpoint, rule.enabled, rule.retry_after, rule.disabled_detail, rule.deny_status, rule.deny_detail)
+    return Rule(rule.pk, *fields).problem()
+
+
 def rule_coverage(rule: Rule, endpoint: Endpoint) -> str | None:
     """Whether ``rule`` covers every handshake of ``endpoint`` ("all"), some of them, or none."""
     try:
@@ -198,6 +207,10 @@ def who_can_connect(endpoint: Endpoint, rules: Iterable[Rule]) -> Access:
         access.in_code.append(_("object permissions %s") % ", ".join(object_perms))
     group_sets = []
     for rule in rules:
+        if rule.problem() is not None:  # stored invalid: it refuses every handshake with 503
+            access.rules.append((rule, "all"))
+            access.closed_by.append(rule)
+            continue
         coverage = rule_coverage(rule, endpoint)
         if coverage is None:
             continue

@@ -27,10 +27,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ..conf import wsreject_settings
-from ..denial import DenialResponse
+from ..denial import DenialResponse, is_unavailable
 from ..scope import client_address, known_user_id
 from ..signals import connection_denied
-from .versions import get_cache
+from .versions import cache_failed, get_cache
 
 logger = logging.getLogger("wsreject")
 
@@ -135,8 +135,11 @@ class DenialLog:
                 index = {name: seen for name, seen in index.items() if now - seen < SNAPSHOT_TIMEOUT}
                 index[snapshot["process"]] = now
                 cache.set(INDEX_KEY, index, timeout=SNAPSHOT_TIMEOUT)
-        except Exception:
-            logger.exception("Could not copy recent denials to the cache")
+        except Exception as exc:
+            if is_unavailable(exc):  # a cache outage: said once a minute, like every cache failure
+                cache_failed(exc)
+            else:
+                logger.exception("Could not copy recent denials to the cache")
 
 
 denial_log = DenialLog()

@@ -28,10 +28,12 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
+from django.core.exceptions import ValidationError
+
 from ..authentication import is_authenticated, unauthenticated
 from ..conf import wsreject_settings
 from ..denial import UNAVAILABLE_RETRY_AFTER, DenyHandshake, validate_status
-from ..models import AccessRule
+from ..models import MAX_RETRY_AFTER, AccessRule, validate_deny_status
 from ..offload import require_io, run_off_loop_if_needed
 from ..reporting import warn_rate_limited
 from ..scope import Scope
@@ -74,15 +76,17 @@ class Rule:
         return bool(self.group_ids or self.perms or self.missing)
 
     def problem(self) -> str | None:
-        """Why this row cannot be enforced as written, or None."""
+        """Why this row cannot be enforced as written, or None: whatever the model's
+        validation refuses (a status the check constraint lets through, such as 599, too)."""
         try:
             parse_endpoint(self.endpoint)
             validate_status(self.deny_status)
+            validate_deny_status(self.deny_status)
         except (TypeError, ValueError) as exc:
             return str(exc)
-        if self.deny_status == 401:
-            return "401 cannot be a rule's refusal"
-        if not 0 <= self.retry_after <= 86400:
+        except ValidationError as exc:
+            return "; ".join(exc.messages)
+        if not 0 <= self.retry_after <= MAX_RETRY_AFTER:
             return f"retry_after {self.retry_after} is out of range"
         return None
 

@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import txaio
+from autobahn.util import encode_truncate
 from autobahn.websocket.types import ConnectionDeny
 from daphne.ws_protocol import WebSocketProtocol
 
@@ -54,6 +55,9 @@ __all__ = ["DENIAL_EXTENSION", "DenialWebSocketProtocol", "InvalidDenial"]
 
 Headers = list[tuple[bytes, bytes]]
 Message = dict[str, Any]
+
+#: Close codes of RFC 6455 §7.4.1 (and IANA's 1012-1014) an endpoint may send, besides 1000.
+SERVER_CLOSE_CODES = frozenset({1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 1012, 1013, 1014})
 
 
 class InvalidDenial(ValueError):
@@ -315,8 +319,16 @@ class DenialWebSocketProtocol(WebSocketProtocol):
             raise InvalidDenial(f"accepted subprotocol {subprotocol!r} was not offered by the client")
 
     def serverClose(self, code: int | None = None, reason: str | None = None) -> None:
-        """Close after accept, passing the application's reason on (Daphne drops it)."""
-        self.sendClose(code=1000 if code is None else code, reason=reason or None)
+        """Close after accept, passing the application's reason on (Daphne drops it).
+
+        Autobahn's ``sendClose`` accepts only 1000 and 3000-4999 from an application and
+        raises for the codes RFC 6455 gives servers (1001 going away, 1011 internal error,
+        1013 try again later ...): those frames are sent directly."""
+        code = 1000 if code is None else code
+        if code in SERVER_CLOSE_CODES:
+            self.sendCloseFrame(code=code, reasonUtf8=encode_truncate(reason, 123) if reason else None)
+        else:
+            self.sendClose(code=code, reason=reason or None)
 
     # --- application lifecycle and Daphne's periodic checks ---------------------------
 
