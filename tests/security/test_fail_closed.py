@@ -393,3 +393,25 @@ def test_denials_that_would_complete_a_handshake_cannot_be_built():
         with pytest.raises(TypeError):
             DenyHandshake(status)
     assert DenyHandshake(401).status_code == 401 and DenialResponse(599).status_code == 599
+
+
+def test_a_rule_naming_no_route_refuses_everything(transactional_db, caplog):
+    """A typo in a route name would protect nothing: such a rule refuses every routed handshake
+    with 503 and an ERROR naming it, until it is fixed (the admin form refuses it up front)."""
+    from asgiref.sync import async_to_sync
+
+    from project.asgi import application
+    from wsreject.models import AccessRule
+    from wsreject.testing import HandshakeCommunicator
+
+    AccessRule.objects.create(endpoint="room")  # the route is "rooms"
+
+    async def handshake(path):
+        return await HandshakeCommunicator(application, path).handshake()
+
+    with caplog.at_level("ERROR", logger="wsreject"):
+        for path in ("/ws/echo/", "/ws/rooms/lobby/"):
+            result = async_to_sync(handshake)(path)
+            assert (result.status_code, result.json()) == (503, {"detail": "Service Unavailable"}), path
+    assert "no WebSocket route is named 'room'" in caplog.text
+    assert async_to_sync(handshake)("/ws/nowhere/").status_code == 404, "an unknown path is still a 404"

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
+from dataclasses import replace
 from typing import Any
 
 from django.apps import apps
 
+from ..denial import DenyHandshake
 from ..handshake import current_handshake
 from ..scope import Scope
 from ..transport import Receive, Send
-from .endpoints import Router
-from .rules import acurrent_rules, decide
+from .endpoints import Router, project_endpoints
+from .rules import CompiledRule, RuleSet, acurrent_rules, broken_denial, decide
 
 
 class AccessRuleMiddleware:
@@ -33,6 +36,8 @@ class AccessRuleMiddleware:
         self.inner = inner
         self._router: Router | None = None
         self._enabled: bool | None = None
+        self._route_names: frozenset[str] | None = None
+        self._unknown: tuple[str, list[CompiledRule]] = ("", [])
 
     @property
     def enabled(self) -> bool:
@@ -54,15 +59,42 @@ class AccessRuleMiddleware:
                 await self.check(scope, ruleset)
         return await self.inner(scope, receive, send)
 
-    async def check(self, scope: Scope, ruleset: Any) -> None:
+    @property
+    def route_names(self) -> frozenset[str]:
+        """Every route name of the project's routing (and of this router)."""
+        if self._route_names is None:
+            names = {endpoint.name for endpoint in self.router.endpoints if endpoint.name}
+            with contextlib.suppress(Exception):  # ASGI_APPLICATION's own import errors are reported elsewhere
+                names |= {endpoint.name for endpoint in project_endpoints() if endpoint.name}
+            self._route_names = frozenset(names)
+        return self._route_names
+
+    def unknown_route_rules(self, ruleset: RuleSet) -> list[CompiledRule]:
+        """Rules naming a route that does not exist (a typo protects nothing: they refuse everything)."""
+        if self._unknown[0] != ruleset.version or not ruleset.version:
+            names = self.route_names
+            unknown = [
+                replace(compiled, problem=f"no WebSocket route is named {compiled.pattern.route_name!r}")
+                for compiled in ruleset.rules
+                if compiled.pattern is not None and compiled.pattern.route_name is not None
+                and compiled.pattern.route_name not in names
+            ]
+            self._unknown = (ruleset.version, unknown)
+        return self._unknown[1]
+
+    async def check(self, scope: Scope, ruleset: RuleSet) -> None:
         """Raise the refusal the rules give for this handshake, if any."""
         routed = self.router.resolve(scope)
         if routed is None:
             return
-        covering = ruleset.matching(routed.path, routed.endpoint.name)
-        if not covering:
-            return
-        denial = await decide(scope, covering)
+        unknown = self.unknown_route_rules(ruleset)
+        if unknown:
+            denial: DenyHandshake | None = broken_denial(unknown[0])
+        else:
+            covering = ruleset.matching(routed.path, routed.endpoint.name)
+            if not covering:
+                return
+            denial = await decide(scope, covering)
         if denial is not None:
             handshake = current_handshake(scope)
             if handshake is not None:

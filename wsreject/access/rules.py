@@ -217,7 +217,7 @@ async def acurrent_rules() -> RuleSet:
     return await run_off_loop_if_needed(current_rules)
 
 
-def _broken(compiled: CompiledRule) -> DenyHandshake:
+def broken_denial(compiled: CompiledRule) -> DenyHandshake:
     warn_rate_limited(
         f"rule:{compiled.rule.pk}",
         "Access rule %s (%r) is invalid and denies every handshake with 503 until fixed: %s",
@@ -244,7 +244,7 @@ async def decide(scope: Scope, covering: list[CompiledRule]) -> DenyHandshake | 
     """The refusal for a handshake covered by ``covering`` (most specific first), or None."""
     for compiled in covering:
         if compiled.problem is not None:
-            return _broken(compiled)
+            return broken_denial(compiled)
         if not compiled.rule.enabled:
             return compiled.rule.disabled_denial()
     restricting = [compiled.rule for compiled in covering if compiled.rule.restricts_users]
