@@ -19,13 +19,13 @@ from django.urls import path
 from wsreject.access import permsets, versions
 from wsreject.access.checks import check_access_control
 from wsreject.access.declared_perms import create_declared_permissions, declared_permissions
-from wsreject.denial import DenialResponse
 from wsreject.access.denial_log import INDEX_KEY, DenialLog, recent_denials
-from wsreject.middleware import DenialMiddleware, DenialMiddlewareStack
-from wsreject.models import AccessRule
 from wsreject.access.endpoints import Endpoint
 from wsreject.access.patterns import parse_endpoint
 from wsreject.access.rules import Rule, compile_rules, current_rules, load_rules
+from wsreject.denial import DenialResponse
+from wsreject.middleware import DenialMiddleware, DenialMiddlewareStack
+from wsreject.models import AccessRule
 from wsreject.testing import HandshakeCommunicator
 
 from .conftest import connect

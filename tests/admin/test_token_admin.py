@@ -6,8 +6,8 @@ import pytest
 from django.contrib.auth import get_user_model
 
 from tests.admin.conftest import connect
-from wsreject.models import AccessToken
 from wsreject.access.tokens import digest
+from wsreject.models import AccessToken
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -116,7 +116,7 @@ class _AppDriver:
             with contextlib.suppress(BaseException):  # its ending is what we report
                 await self.task
             return "did not end (cancelled)"
-        except BaseException as exc:  # noqa: BLE001
+        except BaseException as exc:
             return f"raised {type(exc).__name__}"
         return ""
 

@@ -12,7 +12,6 @@ from django.contrib.auth import get_user_model
 from django.urls import path
 
 from wsreject.authentication import AuthenticationFailed, BaseAuthenticator, CredentialsMiddleware, aresolve_user, authorization
-from wsreject.scope import loaded_user
 from wsreject.middleware import (
     DenialMiddleware,
     DenialMiddlewareStack,
@@ -22,6 +21,7 @@ from wsreject.middleware import (
     RouteNotFoundMiddleware,
 )
 from wsreject.permissions import IsAuthenticated
+from wsreject.scope import loaded_user
 
 
 async def accept_app(scope, receive, send):

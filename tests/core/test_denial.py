@@ -13,8 +13,7 @@ from starlette.exceptions import HTTPException
 
 from wsreject import DenialResponse, DenyHandshake, DenyWithResponse
 from wsreject.denial import normalize_headers
-from wsreject.http import body_allowed, render_json
-from wsreject.http import status_phrase
+from wsreject.http import body_allowed, render_json, status_phrase
 
 from .util import ws_scope
 

@@ -12,9 +12,10 @@ from django.core.exceptions import DisallowedHost, PermissionDenied, SuspiciousO
 from django.http import Http404
 from django.urls import path
 
+from tests.helpers import bearer
 from wsreject import DenialResponse, DenyHandshake, DenyWithResponse
-from wsreject.denial import denial_for_exception
 from wsreject.authentication import CredentialsMiddleware
+from wsreject.denial import denial_for_exception
 from wsreject.middleware import (
     DenialMiddleware,
     DenialMiddlewareStack,
@@ -28,7 +29,6 @@ from wsreject.permissions import AllowAny, IsAuthenticated, IsStaff
 from wsreject.testing import HandshakeCommunicator
 
 from .asgi_apps import CountingConsumer, accept_app, sleeping_app
-from tests.helpers import bearer
 from .util import Recorder, challenge_for, denial_headers, disconnect, handshake, json_body, ws_scope
 
 SECRET = "hunter2-secret-internal-state"

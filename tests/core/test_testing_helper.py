@@ -7,9 +7,9 @@ import json
 import pytest
 
 from wsreject import DenyHandshake
+from wsreject.http import DENIAL_EXTENSION as EXTENSION
 from wsreject.middleware import DenialMiddleware
 from wsreject.testing import Accepted, Denied, HandshakeCommunicator
-from wsreject.http import DENIAL_EXTENSION as EXTENSION
 
 
 def answering(*messages, then_wait=True):

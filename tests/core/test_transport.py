@@ -9,8 +9,8 @@ import pytest
 from django.utils.functional import SimpleLazyObject, empty
 
 from wsreject import DenialResponse, DenyHandshake
-from wsreject.signals import connection_denied
 from wsreject.scope import client_address, escape, known_user_id
+from wsreject.signals import connection_denied
 from wsreject.transport import (
     MAX_REASON_BYTES,
     deny,

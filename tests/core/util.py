@@ -6,8 +6,8 @@ import asyncio
 import json
 from typing import Any
 
-from wsreject.testing import HandshakeCommunicator
 from wsreject.http import DENIAL_EXTENSION as EXTENSION
+from wsreject.testing import HandshakeCommunicator
 
 CONNECT = {"type": "websocket.connect"}
 

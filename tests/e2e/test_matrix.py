@@ -99,7 +99,7 @@ async def _ws_attempt(url: str, request, want: Expect, outcome: Outcome, label: 
     arrives as accept + frame + close with this code (close-code mode)."""
     try:
         result = await ws_connect(url, headers=request.all_headers(), subprotocols=request.subprotocols or None, timeout=TIMEOUT)
-    except Exception as exc:  # noqa: BLE001 - reported
+    except Exception as exc:
         outcome.problems.append(f"{label}: websockets failed: {exc!r}")
         return
     if isinstance(result, Denied):
@@ -117,7 +117,7 @@ async def _ws_attempt(url: str, request, want: Expect, outcome: Outcome, label: 
         if want.first_message is not None:
             try:
                 first = await result.recv()
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:
                 outcome.problems.append(f"{label}: no first message: {exc!r}")
                 return
             outcome.frames.append(first)

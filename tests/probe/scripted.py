@@ -198,7 +198,7 @@ class ScriptedServer:
             self._received.head = head
             self.script(conn, self._received)
             self._received.after = read_until_closed(conn, rest)
-        except BaseException as exc:  # noqa: BLE001 - reported by received()
+        except BaseException as exc:
             self._error = exc
         finally:
             conn.close()

@@ -476,7 +476,7 @@ async def _check_accepted(expect: Any, result: Accepted, timeout: float) -> tupl
         if expect.first_message is not None:
             try:
                 first = await result.recv(timeout)
-            except (TimeoutError, Exception) as exc:  # noqa: BLE001 - reported, not raised
+            except (TimeoutError, Exception) as exc:
                 problems.append(f"ws first message: expected {expect.first_message!r}, got {exc!r}")
                 return problems, received
             received.append(first)
@@ -486,7 +486,7 @@ async def _check_accepted(expect: Any, result: Accepted, timeout: float) -> tupl
             await result.send(outgoing)
             try:
                 got = await result.recv(timeout)
-            except (TimeoutError, Exception) as exc:  # noqa: BLE001
+            except (TimeoutError, Exception) as exc:
                 problems.append(f"ws reply to {outgoing!r}: expected {reply!r}, got {exc!r}")
                 break
             received.append(got)
@@ -560,7 +560,7 @@ async def play_case(
             result: Accepted | Denied | BaseException = await ws_connect(
                 url, headers=headers, subprotocols=request.subprotocols or None, timeout=timeout
             )
-        except Exception as exc:  # noqa: BLE001 - a client-side failure is a result too
+        except Exception as exc:
             result = exc
         played.ws.append(result)
         if not isinstance(result, Accepted):
