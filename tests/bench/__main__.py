@@ -39,11 +39,12 @@ def parse(argv: list[str]) -> argparse.Namespace:
         epilog=f"peers: {', '.join(p.key for p in PEERS)}; scenarios: {', '.join(s.key for s in SCENARIOS)}",
     )
     parser.add_argument("--smoke", action="store_true", help="a short run of every code path, into a temporary directory")
-    parser.add_argument("--duration", type=int, help="seconds per measured cell (default 10; smoke 1)")
+    parser.add_argument("--duration", type=int, help="seconds per measured cell and round (default 5; smoke 1)")
     parser.add_argument("--connections", type=int, default=16, help="concurrent connections of each load generator (16)")
     parser.add_argument("--warmup", type=int, help="answers per scenario and peer before measuring (default 2000; smoke 100)")
     parser.add_argument("--soak-denials", type=int, help="denials since the warm-up before the second RSS reading (20000; smoke 1500)")
     parser.add_argument("--count-check-seconds", type=int, help="seconds per denial scenario of the INFO-log count check (3; smoke 1; 0: skip)")
+    parser.add_argument("--rounds", type=int, help="measure the whole matrix this many times; each cell reports its median round (default 3; smoke 1)")
     parser.add_argument("--peers", help="comma-separated peers (default: all)")
     parser.add_argument("--scenarios", help="comma-separated scenarios (default: all)")
     parser.add_argument("--log-level", default="WARNING", help="WSREJECT_LOG_LEVEL of the demo's servers (WARNING)")
@@ -56,14 +57,15 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--label", default="unlabelled run", help="what kind of run this is, recorded in the results (e.g. 'quiet machine')")
     args = parser.parse_args(argv)
     smoke = args.smoke
-    args.duration = args.duration or (1 if smoke else 10)
+    args.duration = args.duration or (1 if smoke else 5)
+    args.rounds = args.rounds or (1 if smoke else 3)
     args.warmup = args.warmup if args.warmup is not None else (100 if smoke else 2000)
     args.soak_denials = args.soak_denials if args.soak_denials is not None else (1500 if smoke else 20000)
     args.count_check_seconds = args.count_check_seconds if args.count_check_seconds is not None else (1 if smoke else 3)
     args.peers = _choose(parser, args.peers, [p.key for p in PEERS], "peer")
     args.scenarios = _choose(parser, args.scenarios, [s.key for s in SCENARIOS], "scenario")
-    if not (1 <= args.duration <= 120 and 1 <= args.connections <= 256 and 0 <= args.soak_denials <= 200_000):
-        parser.error("keep it bounded: 1 <= duration <= 120, 1 <= connections <= 256, soak-denials <= 200000")
+    if not (1 <= args.rounds <= 10 and 1 <= args.duration <= 120 and 1 <= args.connections <= 256 and 0 <= args.soak_denials <= 200_000):
+        parser.error("keep it bounded: 1 <= rounds <= 10, 1 <= duration <= 120, 1 <= connections <= 256, soak-denials <= 200000")
     if args.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
         parser.error(f"--log-level must be a logging level name, not {args.log_level!r}")
     args.log_level = args.log_level.upper()
@@ -132,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
     options = Options(
         duration=args.duration, warmup=args.warmup, connections=args.connections, peers=args.peers,
         scenarios=args.scenarios, soak_denials=args.soak_denials, count_check_seconds=args.count_check_seconds,
-        server_core=server_core, client_core=client_core,
+        rounds=args.rounds, server_core=server_core, client_core=client_core,
     )  # fmt: skip
     t0 = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="wsreject-bench-db-") as tmp:
@@ -151,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
         "machine": info,
         "versions": versions(),
         "parameters": {
-            "smoke": args.smoke, "duration_s": args.duration, "connections": args.connections,
+            "smoke": args.smoke, "duration_s": args.duration, "rounds": args.rounds, "connections": args.connections,
             "warmup_answers": args.warmup, "soak_denials": args.soak_denials,
             "count_check_seconds": args.count_check_seconds, "peers": args.peers, "scenarios": args.scenarios,
             "log_level": args.log_level, "redis_url": prov.redis_url, "django_debug": False,
@@ -160,7 +162,8 @@ def main(argv: list[str] | None = None) -> int:
             "database": "SQLite file (tests.support.demo.prepare_demo)",
         },
         "peers": {key: run.as_json() for key, run in runner.peer_runs.items()},
-        "cells": [cell.as_json() for cell in runner.cells],
+        "cells": [cell.as_json() for cell in runner.summary_cells()],
+        "cells_by_round": [cell.as_json() for cell in runner.cells] if args.rounds > 1 else None,
         "costs": runner.costs,
         "count_checks": runner.count_checks,
     }
@@ -180,4 +183,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:
+        print("\ninterrupted: every server the bench started was stopped", file=sys.stderr)
+        sys.exit(130)

@@ -108,7 +108,7 @@ def costs(cases: list[dict[str, Any]]) -> list[dict[str, Any]]:
     results = []
     for case in cases:
         app = import_string(case["app"].replace(":", "."))
-        for _ in range(int(case.get("warm", 2))):
+        for _ in range(int(case.get("warm", 3))):
             async_to_sync(_handshake)(app, case, None)
         played = []
         with counting() as counters:

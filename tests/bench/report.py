@@ -102,6 +102,17 @@ def tables(results: dict[str, Any]) -> dict[str, tuple[list[str], list[list[str]
         rows.append(row)
     out["latency"] = (["latency p50 / p99 (ms)", *labels], rows)
 
+    if results["parameters"].get("rounds", 1) > 1:
+        rows = []
+        for s in scenarios:
+            row = [SCENARIOS_BY_KEY[s].label]
+            for p in peers:
+                cell = cells.get((p, s))
+                rates = cell["rates_by_round"] if cell else []
+                row.append(f"{fmt_rate(min(rates))}–{fmt_rate(max(rates))}" if rates else DASH)
+            rows.append(row)
+        out["spread"] = ([f"handshakes/s, lowest–highest of {results['parameters']['rounds']} rounds", *labels], rows)
+
     rows = []
     for s in scenarios:
         rows.append([
@@ -110,7 +121,7 @@ def tables(results: dict[str, Any]) -> dict[str, tuple[list[str], list[list[str]
             fmt_ratio(r["daphne_wsreject_vs_stock_daphne"][s]),
             *(fmt_ratio(r["vs_raw_limit"][p][s]) for p in peers if p != "raw"),
         ])  # fmt: skip
-    out["ratios"] = (
+    out["ratios"] = _without_empty_columns(
         ["rate ratio", "wsreject/uvicorn ÷ FastAPI/uvicorn", "Daphne+wsreject ÷ stock Daphne",
          *(f"{PEERS_BY_KEY[p].label} ÷ raw" for p in peers if p != "raw")],
         rows,
@@ -152,6 +163,12 @@ def tables(results: dict[str, Any]) -> dict[str, tuple[list[str], list[list[str]
     return out
 
 
+def _without_empty_columns(header: list[str], rows: list[list[str]]) -> tuple[list[str], list[list[str]]]:
+    """Drop the columns of peers that were not in the run (nothing but —)."""
+    keep = [i for i in range(len(header)) if i == 0 or any(row[i] != DASH for row in rows)]
+    return [header[i] for i in keep], [[row[i] for i in keep] for row in rows]
+
+
 def _one(values: list[int]) -> str:
     """One number when every measured handshake cost the same, else all of them."""
     return str(values[0]) if len(set(values)) == 1 else "/".join(map(str, values))
@@ -175,6 +192,7 @@ def md_table(header: list[str], rows: list[list[str]]) -> str:
 TITLES = {
     "rate": "Handshakes per second",
     "latency": "Latency",
+    "spread": "Spread over rounds (the tables above show each cell's median round)",
     "ratios": "Ratios (same run)",
     "same_server": "Denials with a credential vs without, same server",
     "accepted": "Accepted handshakes vs plain Channels",
@@ -187,10 +205,16 @@ def summary_line(results: dict[str, Any]) -> str:
     p, m = results["parameters"], results["machine"]
     pin = f"server on core {p['server_core']}, load on core {p['client_core']}" if p["server_core"] is not None else "no pinning"
     return (
-        f"{results['label']}: {m['cpu_model']}, {m['cores']} cores, {pin}; {p['duration_s']} s per cell, "
+        f"{results['label']}: {m['cpu_model']}, {m['cores']} cores, {pin}; "
+        f"{str(p.get('rounds', 1)) + ' rounds × ' if p.get('rounds', 1) > 1 else ''}{p['duration_s']} s per cell, "
         f"{p['connections']} connections, wsreject log level {p['log_level']}, "
         f"cache {'Redis' if p['redis_url'] else 'local memory'}; load average {m['loadavg_before'][0]:.2f} before, "
         f"{m['loadavg_after'][0]:.2f} after"
+        + (
+            f"; other processes took {m['others_on_server_core_pct_mean']:.0f}% of the server's core on average"
+            if m.get("others_on_server_core_pct_mean") is not None
+            else ""
+        )
     )
 
 
@@ -200,7 +224,8 @@ def print_report(results: dict[str, Any]) -> None:
     for key, (header, rows) in tables(results).items():
         print(f"\n{TITLES[key]}")
         print(text_table(header, rows))
-    problems = [(c["peer"], c["scenario"], c["problems"]) for c in results["cells"] if c["problems"]]
+    every_cell = results.get("cells_by_round") or results["cells"]
+    problems = [(c["peer"], f"{c['scenario']} (round {c['round'] + 1})", c["problems"]) for c in every_cell if c["problems"]]
     checks = results.get("count_checks", [])
     print(f"\ncount checks: {sum(1 for c in checks if c['ok'])} of {len(checks)} agree")
     for peer, scenario, found in problems:
@@ -259,9 +284,20 @@ def _notes(results: dict[str, Any]) -> list[str]:
         ("The raw ASGI app yields once after a denial; without that, uvicorn (websockets-sansio) logs `ASGI callable "
         "returned without completing handshake.` at ERROR for every denial — which the FastAPI reference pays "
         "(see log lines per peer in results.json)."),
-        f"Memory: VmRSS of the serving process after the warm-up, and after the measured cells plus enough "
-        f"denials (every denial scenario in turn) to reach {p['soak_denials']:,} since the warm-up.".replace(",", " "),
+        (f"Memory: VmRSS of the serving process after the warm-up, and after the measured cells plus enough "
+        f"denials (every denial scenario in turn) to reach {fmt_rate(p['soak_denials'])} since the warm-up."),
     ]
+    logged = []
+    for cell in results.get("cells_by_round") or results["cells"]:
+        answers = cell["result"]["requests"]
+        if answers and cell["server_error_lines"] >= answers / 2:
+            logged.append(f"{PEERS_BY_KEY[cell['peer']].label}: {SCENARIOS_BY_KEY[cell['scenario']].label}")
+    if logged:
+        notes.append(
+            "Servers that logged an error line for (about) every answer: "
+            + "; ".join(sorted(set(logged)))
+            + " (uvicorn's `ASGI callable returned without completing handshake.` when the app returns right after its denial)."
+        )
     for check in results.get("count_checks", []):
         if check.get("log_level") == "INFO":
             notes.append(

@@ -46,6 +46,7 @@ class Options:
     scenarios: list[str]
     soak_denials: int
     count_check_seconds: int
+    rounds: int
     server_core: int | None
     client_core: int | None
     costs_repeat: int = 3
@@ -65,6 +66,8 @@ class Cell:
     server_error_lines: int = 0  # of which say something went wrong (see metrics.problem_lines)
     server_counts: dict[int, int] | None = None
     problems: list[str] = field(default_factory=list)
+    round: int = 0
+    rates_by_round: list[float] = field(default_factory=list)  # filled on the cell that stands for all rounds
 
     @property
     def answered_as_expected(self) -> int:
@@ -174,11 +177,14 @@ class Runner:
                     raise RuntimeError(f"{peer.label}: not every thread is pinned to core {o.server_core}: {run.server_affinity}")
             for run in self.peer_runs.values():
                 self.warm_up(run)
-            for scenario in o.scenarios:
-                for run in self.peer_runs.values():
-                    request = run.requests[scenario]
-                    if request is not None:
-                        self.measure(run, scenario, request)
+            for round_ in range(o.rounds):
+                if o.rounds > 1:
+                    say(f"round {round_ + 1} of {o.rounds}")
+                for scenario in o.scenarios:
+                    for run in self.peer_runs.values():
+                        request = run.requests[scenario]
+                        if request is not None:
+                            self.measure(run, scenario, request, round_)
             for run in self.peer_runs.values():
                 self.soak(run)
         for run in self.peer_runs.values():
@@ -204,7 +210,7 @@ class Runner:
                 self.load(run.server, request, seconds=max(10, o.duration), limit=o.warmup)
         run.rss_warm_kib = rss_kib(run.pid)
 
-    def measure(self, run: PeerRun, scenario: str, request: Request) -> None:
+    def measure(self, run: PeerRun, scenario: str, request: Request, round_: int) -> None:
         o = self.options
         answer = probe(run.server, request)
         before = self.raw_counts(run)
@@ -217,6 +223,7 @@ class Runner:
             run.peer.key, scenario, shown(request), request.status, result,
             cpu.server_pct, cpu.others_on_core_pct, answer,
         )  # fmt: skip
+        cell.round = round_
         cell.server_log_lines, cell.server_error_lines = len(log.splitlines()), len(problem_lines(log))
         if before is not None and after is not None:
             cell.server_counts = {s: after.get(s, 0) - before.get(s, 0) for s in set(after) | set(before)}
@@ -232,6 +239,20 @@ class Runner:
             + (f", {cell.server_error_lines} error lines logged" if cell.server_error_lines else "")
             + (f"  PROBLEMS: {'; '.join(cell.problems)}" if cell.problems else "")
         )
+
+    def summary_cells(self) -> list[Cell]:
+        """One cell per peer and scenario: the round with the median rate (the lower middle one
+        for an even count), carrying every round's rate."""
+        groups: dict[tuple[str, str], list[Cell]] = {}
+        for cell in self.cells:
+            groups.setdefault((cell.peer, cell.scenario), []).append(cell)
+        chosen = []
+        for cells in groups.values():
+            ordered = sorted(cells, key=lambda c: c.result.rate)
+            median = ordered[(len(ordered) - 1) // 2]
+            median.rates_by_round = [c.result.rate for c in sorted(cells, key=lambda c: c.round)]
+            chosen.append(median)
+        return chosen
 
     def validate(self, cell: Cell, request: Request) -> list[str]:
         """What says the harness (not the server's speed) went wrong in this cell."""
