@@ -59,7 +59,10 @@ def run_inprocess(env: dict[str, str], *args: str, stdin: Any = None, timeout: f
 def flush_redis(url: str) -> None:
     import redis
 
-    redis.Redis.from_url(url).flushdb()
+    try:
+        redis.Redis.from_url(url, socket_timeout=5).flushdb()
+    except redis.RedisError as exc:
+        raise SystemExit(f"--redis: cannot flush {url} ({exc}); is Redis running on 127.0.0.1:6379?") from exc
 
 
 def provision(directory: Path, *, log_level: str, redis_db: int | None) -> Provision:

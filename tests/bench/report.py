@@ -22,33 +22,42 @@ def _ratio(a: float | None, b: float | None) -> float | None:
 
 
 def ratios(results: dict[str, Any]) -> dict[str, Any]:
-    """Every comparison the issue asks for, from cells of this run only."""
-    cells = _cells(results)
+    """Every comparison the issue asks for, from cells of this run only.
+
+    Each ratio is taken within a round (peers of one scenario are measured one after the
+    other, seconds apart) and the median over the rounds is reported: machine load that
+    changes between rounds then cancels out instead of favouring one peer."""
+    every_cell = results.get("cells_by_round") or results["cells"]
+    by_round: dict[tuple[str, str, int], dict[str, Any]] = {(c["peer"], c["scenario"], c["round"]): c for c in every_cell}
+    rounds = sorted({c["round"] for c in every_cell})
     peers, scenarios = results["parameters"]["peers"], results["parameters"]["scenarios"]
 
-    def rate(peer: str, scenario: str) -> float | None:
-        cell = cells.get((peer, scenario))
-        return cell["rate"] if cell else None
+    def value(peer: str, scenario: str, r: int, what: str) -> float | None:
+        cell = by_round.get((peer, scenario, r))
+        if cell is None:
+            return None
+        return cell["rate"] if what == "rate" else cell["result"]["latency_ms"].get(what)
 
-    def lat(peer: str, scenario: str, pct: str) -> float | None:
-        cell = cells.get((peer, scenario))
-        return cell["result"]["latency_ms"].get(pct) if cell else None
+    def ratio(a: tuple[str, str], b: tuple[str, str], what: str = "rate") -> float | None:
+        found = [_ratio(value(*a, r, what), value(*b, r, what)) for r in rounds]
+        values = sorted(v for v in found if v is not None)
+        if not values:
+            return None
+        middle = len(values) // 2
+        return values[middle] if len(values) % 2 else (values[middle - 1] + values[middle]) / 2
 
     out: dict[str, Any] = {
-        "wsreject_uvicorn_vs_fastapi_uvicorn": {s: _ratio(rate("wsreject", s), rate("fastapi", s)) for s in scenarios},
-        "daphne_wsreject_vs_stock_daphne": {s: _ratio(rate("daphne-wsreject", s), rate("daphne-stock", s)) for s in scenarios},
+        "method": "median over rounds of the ratio within each round",
+        "wsreject_uvicorn_vs_fastapi_uvicorn": {s: ratio(("wsreject", s), ("fastapi", s)) for s in scenarios},
+        "daphne_wsreject_vs_stock_daphne": {s: ratio(("daphne-wsreject", s), ("daphne-stock", s)) for s in scenarios},
         "vs_no_credential_same_server": {
-            p: {s: _ratio(rate(p, s), rate(p, "no_credential")) for s in ("token_denied", "forged_token")} for p in peers
+            p: {s: ratio((p, s), (p, "no_credential")) for s in ("token_denied", "forged_token")} for p in peers
         },
         "accepted_wsreject_vs_plain_channels": {
-            s: {
-                "rate": _ratio(rate("wsreject", s), rate("channels", s)),
-                "p50": _ratio(lat("wsreject", s, "p50"), lat("channels", s, "p50")),
-                "p99": _ratio(lat("wsreject", s, "p99"), lat("channels", s, "p99")),
-            }
+            s: {what: ratio(("wsreject", s), ("channels", s), what) for what in ("rate", "p50", "p99")}
             for s in ("session_accepted", "echo_accepted")
         },
-        "vs_raw_limit": {p: {s: _ratio(rate(p, s), rate("raw", s)) for s in scenarios} for p in peers},
+        "vs_raw_limit": {p: {s: ratio((p, s), ("raw", s)) for s in scenarios} for p in peers},
     }
     return out
 
@@ -155,11 +164,15 @@ def tables(results: dict[str, Any]) -> dict[str, tuple[list[str], list[list[str]
     for p in peers:
         run = results["peers"][p]
         warm, after = run["rss_warm_kib"], run["rss_after_kib"]
+        by_round = " / ".join(f"{r['rss_kib'] / 1024:.1f}" for r in run.get("rss_by_round", []))
         rows.append([
-            PEERS_BY_KEY[p].label, f"{warm / 1024:.1f}", f"{after / 1024:.1f}", f"{(after - warm) / 1024:+.1f}",
-            f"{run['denials_since_warm']:,}".replace(",", " "),
+            PEERS_BY_KEY[p].label, f"{warm / 1024:.1f}", by_round or DASH, f"{after / 1024:.1f}",
+            f"{(after - warm) / 1024:+.1f}", fmt_rate(run["denials_since_warm"]),
         ])  # fmt: skip
-    out["memory"] = (["server RSS (MiB)", "after warm-up", "after the run", "growth", "denials since warm-up"], rows)
+    out["memory"] = (
+        ["server RSS (MiB)", "after warm-up", "after each round", "at the end", "growth", "denials since warm-up"],
+        rows,
+    )
     return out
 
 
@@ -193,7 +206,7 @@ TITLES = {
     "rate": "Handshakes per second",
     "latency": "Latency",
     "spread": "Spread over rounds (the tables above show each cell's median round)",
-    "ratios": "Ratios (same run)",
+    "ratios": "Ratios (same run; per round, median over the rounds)",
     "same_server": "Denials with a credential vs without, same server",
     "accepted": "Accepted handshakes vs plain Channels",
     "costs": "Cost per handshake (in process, warm caches)",

@@ -1,5 +1,6 @@
-"""One run: every selected peer on every selected scenario, interleaved (scenario by scenario,
-each peer in turn) so that a change of machine load hits all peers of a scenario alike.
+"""One run: every selected peer on every selected scenario, interleaved (round by round,
+scenario by scenario, each peer in turn) so that a change of machine load hits all peers
+of a scenario alike; each cell then reports its median round.
 
 All peers are served at once, each pinned to the server core (an idle server costs
 nothing); each load generator runs pinned to the client core. Per peer: warm-up, RSS,
@@ -39,7 +40,7 @@ from .scenarios import SCENARIOS_BY_KEY, Request, request_for
 
 @dataclass
 class Options:
-    duration: int  # seconds per measured cell
+    duration: int  # seconds per measured cell and round
     warmup: int  # answers per scenario before measuring
     connections: int
     peers: list[str]
@@ -97,6 +98,7 @@ class PeerRun:
     rss_warm_kib: int = 0
     rss_after_kib: int = 0
     denials_since_warm: int = 0
+    rss_by_round: list[dict[str, int]] = field(default_factory=list)  # {"denials_since_warm", "rss_kib"}
     soak: LoadResult | None = None
     log_lines: int = 0
     log_problems: list[str] = field(default_factory=list)
@@ -108,6 +110,7 @@ class PeerRun:
             "server_affinity": self.server_affinity, "server_affinity_after": self.server_affinity_after,
             "rss_warm_kib": self.rss_warm_kib,
             "rss_after_kib": self.rss_after_kib, "denials_since_warm": self.denials_since_warm,
+            "rss_by_round": self.rss_by_round,
             "soak": asdict(self.soak) if self.soak else None, "log_lines": self.log_lines,
             "log_problems": self.log_problems[:20], "log_problem_count": len(self.log_problems),
             "requests": {k: shown(r) if r else None for k, r in self.requests.items()},
@@ -185,6 +188,8 @@ class Runner:
                         request = run.requests[scenario]
                         if request is not None:
                             self.measure(run, scenario, request, round_)
+                for run in self.peer_runs.values():
+                    run.rss_by_round.append({"denials_since_warm": run.denials_since_warm, "rss_kib": rss_kib(run.pid)})
             for run in self.peer_runs.values():
                 self.soak(run)
         for run in self.peer_runs.values():
@@ -310,7 +315,7 @@ class Runner:
     def measure_costs(self) -> None:
         """Queries and thread hops per handshake, in process, against the demo and plain Channels."""
         cases = []
-        for key in ("wsreject", "channels"):
+        for key in [k for k in ("wsreject", "channels") if k in self.options.peers]:
             peer = PEERS_BY_KEY[key]
             for scenario in self.options.scenarios:
                 request = request_for(peer.family, scenario, self.prov.creds)
@@ -321,15 +326,16 @@ class Runner:
                     "headers": [list(h) for h in request.headers], "first_message": request.first_message,
                     "repeat": self.options.costs_repeat,
                 })  # fmt: skip
-        say("counting queries and thread hops per handshake (in process)")
-        self.costs = run_inprocess(self.prov.demo_env, "costs", stdin=cases)
+        if cases:
+            say("counting queries and thread hops per handshake (in process)")
+            self.costs = run_inprocess(self.prov.demo_env, "costs", stdin=cases)
 
     def check_counts(self) -> None:
         """wsreject/uvicorn with its logger at INFO: the denials it logged (one line each, or the
         summary lines under a flood) against the answers wrk counted, per denial scenario."""
         peer = PEERS_BY_KEY["wsreject"]
         denial_scenarios = [s for s in self.options.scenarios if not SCENARIOS_BY_KEY[s].accepted]
-        if not denial_scenarios or not self.options.count_check_seconds:
+        if not denial_scenarios or not self.options.count_check_seconds or "wsreject" not in self.options.peers:
             return
         say("count check: wsreject / uvicorn with WSREJECT_LOG_LEVEL=INFO")
         env = {**self.prov.env_for(peer), "WSREJECT_LOG_LEVEL": "INFO"}
