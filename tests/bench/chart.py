@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,7 @@ def draw(results: dict[str, Any], path: Path) -> Path:
                 ys.append(cell["rate"])
         top.bar(xs, ys, width, label=PEERS_BY_KEY[peer].label, color=colors[i % 10])
     top.set_xticks(range(len(scenarios)), [SCENARIOS_BY_KEY[s].label for s in scenarios], fontsize=8)
+    top.set_ylim(0, top.get_ylim()[1] * 1.25)  # room for the legend above the bars
     top.set_ylabel("handshakes/s")
     top.set_title("Handshakes per second (server on one core, load generator on another)")
     top.legend(fontsize=8, ncol=3)
@@ -47,13 +49,15 @@ def draw(results: dict[str, Any], path: Path) -> Path:
             bottom.bar(x, lat.get("p99", 0), width, color=colors[i % 10], alpha=0.35)
             bottom.bar(x, lat.get("p50", 0), width, color=colors[i % 10], label=PEERS_BY_KEY[peer].label if j == 0 else None)
     bottom.set_xticks(range(len(accepted)), [SCENARIOS_BY_KEY[s].label for s in accepted], fontsize=8)
+    bottom.set_ylim(0, bottom.get_ylim()[1] * 1.3)
     bottom.set_ylabel("ms")
     bottom.set_title("Accepted handshakes: latency p50 (solid) and p99 (light)")
     bottom.legend(fontsize=8, ncol=3)
     bottom.grid(axis="y", alpha=0.3)
 
-    fig.text(0.01, 0.005, results["label"] + f" — {results['started']}", fontsize=7, color="grey")
-    fig.tight_layout(rect=(0, 0.02, 1, 1))
+    footer = textwrap.fill(f"{results['started']}: {results['label']}", 200)
+    fig.text(0.01, 0.005, footer, fontsize=7, color="grey")
+    fig.tight_layout(rect=(0, 0.015 * (1 + footer.count(chr(10))), 1, 1))
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
