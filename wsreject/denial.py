@@ -28,6 +28,7 @@ dependency (the database, the cache, the channel layer) is unreachable.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
@@ -210,6 +211,20 @@ class DenyWithResponse(DenyHandshake):
 
     def response(self) -> DenialResponse:
         return self._response
+
+
+@functools.lru_cache(maxsize=256)
+def _prebuilt(status_code: int, detail: Any, headers: HeaderPairs) -> DenialResponse:
+    return DenyHandshake(status_code, detail, headers).response()
+
+
+def prebuilt_denial(status_code: int, detail: Any = None, headers: HeaderPairs = ()) -> DenyHandshake:
+    """``DenyHandshake(status_code, detail, headers)`` from a cache of rendered responses: the
+    checks that refuse with the same answer again and again render it once."""
+    try:
+        return DenyWithResponse(_prebuilt(status_code, detail, headers))
+    except TypeError:  # an unhashable detail (a dict): render it each time
+        return DenyHandshake(status_code, detail, headers)
 
 
 # --- exceptions raised before accept ---------------------------------------------------------

@@ -29,7 +29,7 @@ from typing import Any
 
 from .access.permsets import has_perms
 from .authentication import is_authenticated, refused_without_credentials, unauthenticated
-from .denial import DenyHandshake
+from .denial import DenyHandshake, prebuilt_denial
 from .offload import require_io, run_off_loop_if_needed
 from .scope import Scope
 
@@ -74,7 +74,7 @@ class BasePermission(metaclass=_PermissionMeta):
     def denial(self, scope: Scope) -> DenyHandshake:
         if not is_authenticated(scope):
             return unauthenticated(scope)
-        return DenyHandshake(self.status_code, self.detail)
+        return prebuilt_denial(self.status_code, self.detail)
 
     def check(self, scope: Scope, consumer: Any) -> DenyHandshake | None:
         """None when allowed, else the denial to raise."""
@@ -194,7 +194,7 @@ class Not(BasePermission):
         return self.operand.check_object(scope, consumer, obj) is not None
 
     def denial(self, scope: Scope) -> DenyHandshake:
-        return DenyHandshake(self.status_code, self.detail)
+        return prebuilt_denial(self.status_code, self.detail)
 
     def __repr__(self) -> str:
         return f"~{self.operand!r}"

@@ -19,6 +19,7 @@ records the denial once (:func:`~wsreject.reporting.record_denial`).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -108,6 +109,11 @@ async def deny(
         _client_left(scope, exc)
         return None
     record_denial(scope, response, mode)
+    if mode == "http":
+        # One turn of the event loop before the application returns: the server has closed
+        # the connection by then. uvicorn's websockets-sansio (its default) otherwise logs
+        # "ASGI callable returned without completing handshake." at ERROR after every denial.
+        await asyncio.sleep(0)
     return mode
 
 

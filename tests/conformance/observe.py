@@ -187,7 +187,7 @@ class ServerRun:
     def evidence(self) -> Evidence:
         """What this run shows beyond the cases' expectations (``quirks.EVIDENCE``)."""
         responses = {case_id: played.last_raw for case_id, played in self.played.items()}
-        return Evidence(cases=[case.for_app(self.app) for case in self.cases], log=self.log, responses=responses)
+        return Evidence(cases=[case.for_app(self.app) for case in self.cases], log=self.log, responses=responses, app=self.app)
 
 
 # What each app does instead of a denial on a server without the denial extension: the

@@ -140,7 +140,7 @@ def test_every_quirk_is_observed(run: Run) -> None:
 
 
 def _evidence(run: Run) -> Evidence:
-    return Evidence(cases=CASES, log=run.log, responses={case_id: p.last_raw for case_id, p in run.played.items()})
+    return Evidence(cases=CASES, log=run.log, app="reference", responses={case_id: p.last_raw for case_id, p in run.played.items()})
 
 
 @pytest.mark.parametrize("what", [what for what in EVIDENCE if what != "close.reason-dropped"])

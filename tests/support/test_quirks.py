@@ -165,9 +165,11 @@ def test_reason_phrase_and_log_evidence() -> None:
     assert judge(Evidence(responses=responses)) == PARTLY
     assert judge(Evidence(responses={"b": _response(599, [], reason="")})) is None  # unregistered only
     log_judge = EVIDENCE["log.denial-logged-as-error"]
-    assert log_judge(Evidence(log="ERROR: ASGI callable returned without completing handshake.")) == YES
-    assert log_judge(Evidence(log="INFO: started")) == NO
-    assert log_judge(Evidence(log="")) is None
+    line = "ERROR: ASGI callable returned without completing handshake."
+    assert log_judge(Evidence(log=line, app="reference")) == YES
+    assert log_judge(Evidence(log="INFO: started", app="reference")) == NO
+    assert log_judge(Evidence(log="", app="reference")) is None
+    assert log_judge(Evidence(log=line, app="demo")) is None, "wsreject yields a loop turn: only the reference can tell"
 
 
 def test_evidence_over_both_apps() -> None:

@@ -32,7 +32,7 @@ from django.core.exceptions import ValidationError
 
 from ..authentication import is_authenticated, unauthenticated
 from ..conf import wsreject_settings
-from ..denial import UNAVAILABLE_RETRY_AFTER, DenyHandshake, validate_status
+from ..denial import UNAVAILABLE_RETRY_AFTER, DenyHandshake, prebuilt_denial, validate_status
 from ..models import MAX_RETRY_AFTER, AccessRule, validate_deny_status
 from ..offload import require_io, run_off_loop_if_needed
 from ..reporting import warn_rate_limited
@@ -236,7 +236,7 @@ def check_user(scope: Scope, rules: list[Rule]) -> DenyHandshake | None:
     user = scope["user"]
     for rule in rules:
         if not rule.admits(user):
-            return DenyHandshake(rule.deny_status, rule.deny_detail)
+            return prebuilt_denial(rule.deny_status, rule.deny_detail)
     return None
 
 

@@ -40,6 +40,7 @@ from typing import Any, TypeVar
 from django.core.cache import BaseCache, caches
 from django.core.cache.backends.dummy import DummyCache
 from django.core.cache.backends.locmem import LocMemCache
+from django.core.signals import setting_changed
 from django.db import transaction
 
 from ..conf import wsreject_settings
@@ -56,8 +57,27 @@ def user_version_key(pk: object) -> str:
     return f"wsreject:v:user:{pk}"
 
 
+_local_caches: dict[str, BaseCache] = {}
+
+
 def get_cache(alias: str | None = None) -> BaseCache:
-    return caches[alias or wsreject_settings.CACHE]
+    """``caches[alias]``. A local-memory cache object is kept (its storage is per process anyway);
+    Django makes a new one per thread and per task otherwise."""
+    alias = alias or wsreject_settings.CACHE
+    cache = _local_caches.get(alias)
+    if cache is None:
+        cache = caches[alias]
+        if isinstance(cache, LocMemCache):
+            _local_caches[alias] = cache
+    return cache
+
+
+def _caches_changed(setting: str, **kwargs: Any) -> None:
+    if setting in ("CACHES", "WSREJECT"):
+        _local_caches.clear()
+
+
+setting_changed.connect(_caches_changed, dispatch_uid="wsreject.access.versions.caches")
 
 
 def is_process_local(cache: BaseCache) -> bool:
