@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from datetime import timedelta
 
 import pytest
@@ -128,8 +129,8 @@ async def test_no_credential_is_anonymous_at_once(query_counter, thread_hop_coun
 async def test_a_credential_is_resolved_before_the_inner_application(thread_hop_counter):
     """As Channels' AuthMiddleware: an async consumer may read scope["user"] on the event loop."""
     _, scope = await run_credentials(bearer("wsr_abc"))
-    assert isinstance(scope["user"], LazyObject)
-    assert loaded_user(scope) is not None and not scope["user"].is_authenticated
+    assert not isinstance(scope["user"], LazyObject), "a plain user object: nothing left to load"
+    assert loaded_user(scope) is scope["user"] and not scope["user"].is_authenticated
     assert scope[STATE_KEY].presented and scope[STATE_KEY].failure.detail == "Invalid credentials"
     assert thread_hop_counter.count == 0, "a malformed wsreject token is refused on the event loop"
 
@@ -366,3 +367,35 @@ async def test_custom_authenticator(settings, authenticator, token, status, expe
     else:
         assert "secret internal state" not in result.body.decode() + str(result.headers)
         assert "secret internal state" in caplog.text, "the traceback is logged"
+
+
+async def test_a_warm_session_costs_no_query_and_logout_holds_at_the_next_handshake(demo_tokens, query_counter, thread_hop_counter):
+    key = await sync_to_async(session_cookie_for)("alice")
+    cookie = [(b"cookie", f"sessionid={key}".encode())]
+    await expect_user(cookie, "alice")  # cold: the session and the user are read once
+    before = (query_counter.count, thread_hop_counter.count)
+    await expect_user(cookie, "alice")
+    assert (query_counter.count, thread_hop_counter.count) == before, "warm: neither the session nor the user is read"
+
+    from django.contrib.sessions.backends.db import SessionStore
+
+    await sync_to_async(lambda: SessionStore(key).delete())()  # what logout does
+    await expect_401(cookie, "Not authenticated")
+
+
+async def test_a_cached_session_past_its_expiry_is_asked_of_django_again(demo_tokens):
+    """The session expired in the database (update(): no signal) and its cached expiry has passed
+    too: wsreject does not trust the cache, Django's get_user says anonymous."""
+    from django.contrib.sessions.models import Session
+    from django.utils import timezone as tz
+
+    from wsreject.access.versions import local
+
+    key = await sync_to_async(session_cookie_for)("alice")
+    cookie = [(b"cookie", f"sessionid={key}".encode())]
+    await expect_user(cookie, "alice")
+    await sync_to_async(lambda: Session.objects.filter(session_key=key).update(expire_date=tz.now() - timedelta(seconds=1)))()
+    owner_key = next(k for k in local.entries if k.startswith("wsreject:session:"))
+    pk, _, session_hash, version = local.entries[owner_key][1]
+    local.entries[owner_key] = ((), (pk, time.time() - 1, session_hash, version))  # its cached expiry, passed
+    await expect_401(cookie, "Not authenticated")

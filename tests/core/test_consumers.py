@@ -372,7 +372,7 @@ async def test_a_token_costs_hops_only_while_cold(demo_tokens, base, thread_hop_
     consumer = make(base, login_required=True, permission_required="chat.join_room", permission_denied_message="Members only")
     await expect_denied(consumer, demo_tokens["bob"], 403, "Members only")
     wsreject_hops = [name for name in thread_hop_counter.items if "close_old_connections" not in name and name != "no_op"]
-    assert wsreject_hops == ["SimpleLazyObject._setup", "AuthorizedConsumer.authorize"], wsreject_hops
+    assert wsreject_hops == ["resolve_user", "AuthorizedConsumer.authorize"], wsreject_hops
     before = thread_hop_counter.count
     await expect_denied(consumer, demo_tokens["bob"], 403, "Members only")
     assert thread_hop_counter.items[before:] == []

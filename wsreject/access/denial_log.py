@@ -28,7 +28,7 @@ from typing import Any
 
 from ..conf import wsreject_settings
 from ..denial import DenialResponse, is_unavailable
-from ..scope import client_address, known_user_id
+from ..scope import client_address, escape, known_user_id
 from ..signals import connection_denied
 from .versions import cache_failed, get_cache
 
@@ -57,8 +57,24 @@ class DenialEntry:
         return datetime.fromtimestamp(self.time, tz=UTC)
 
 
+_process = f"{HOSTNAME}:{os.getpid()}"
+
+
+def _forked() -> None:
+    global _process
+    _process = f"{HOSTNAME}:{os.getpid()}"
+
+
+os.register_at_fork(after_in_child=_forked)
+
+
 def process_name() -> str:
-    return f"{HOSTNAME}:{os.getpid()}"  # read each time: forked workers differ
+    """``host:pid`` of this process (forked workers get their own)."""
+    return _process
+
+
+# What record() keeps: the entry's fields as they come, escaped and cut only when read.
+_Raw = tuple[float, Any, int, str, Any, Any, str]
 
 
 class DenialLog:
@@ -71,7 +87,7 @@ class DenialLog:
 
     def clear(self) -> None:
         with self._lock:
-            self.entries: deque[DenialEntry] = deque(maxlen=max(wsreject_settings.DENIAL_LOG_SIZE, 1))
+            self.entries: deque[_Raw] = deque(maxlen=max(wsreject_settings.DENIAL_LOG_SIZE, 1))
             self.counts: dict[int, int] = {}
             self.total = 0
 
@@ -79,33 +95,43 @@ class DenialLog:
         size = wsreject_settings.DENIAL_LOG_SIZE
         if size <= 0:
             return
-        entry = DenialEntry(
-            time=time.time(),
-            path=str(scope.get("path", ""))[:MAX_TEXT],
-            status=response.status_code,
-            detail=str(response.detail)[:MAX_TEXT],
-            user=known_user_id(scope),
-            client=client_address(scope),
-            denial_mode=denial_mode,
-            process=process_name(),
-        )
+        status = response.status_code
+        raw = (time.time(), scope.get("path", ""), status, response.detail, known_user_id(scope), scope.get("client"), denial_mode)
         with self._lock:
             if self.entries.maxlen != size:
                 self.entries = deque(self.entries, maxlen=size)
-            self.entries.append(entry)
-            self.counts[entry.status] = self.counts.get(entry.status, 0) + 1
+            self.entries.append(raw)
+            self.counts[status] = self.counts.get(status, 0) + 1
             self.total += 1
-        self._schedule_flush()
+        pending = self._flush_loop
+        if pending is None or pending.is_closed():
+            self._schedule_flush()
+
+    @staticmethod
+    def entry(raw: _Raw) -> DenialEntry:
+        when, path, status, detail, user, client, denial_mode = raw
+        return DenialEntry(
+            time=when,
+            path=escape(path)[:MAX_TEXT],
+            status=status,
+            detail=escape(detail)[:MAX_TEXT],
+            user=user,
+            client=client_address({"client": client}),
+            denial_mode=denial_mode,
+            process=process_name(),
+        )
 
     def snapshot(self) -> dict[str, Any]:
         with self._lock:
-            return {
-                "process": process_name(),
-                "updated": time.time(),
-                "entries": [asdict(entry) for entry in self.entries],
-                "counts": dict(self.counts),
-                "total": self.total,
-            }
+            raws = list(self.entries)
+            counts, total = dict(self.counts), self.total
+        return {
+            "process": process_name(),
+            "updated": time.time(),
+            "entries": [asdict(self.entry(raw)) for raw in raws],
+            "counts": counts,
+            "total": total,
+        }
 
     def _schedule_flush(self) -> None:
         try:

@@ -17,11 +17,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.apps import apps
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group, Permission
 from django.db.models.signals import m2m_changed, post_delete, post_save, pre_delete
 
+from ..authentication.session import session_owner_key
 from ..models import AccessRule, AccessRuleGroup, AccessRulePermission, AccessToken
+from .users import forget_owner
 from .versions import bump_permissions, bump_rules, bump_user
 
 _CHANGES = ("post_add", "post_remove", "post_clear")
@@ -81,6 +84,11 @@ def _token_changed(sender: Any, instance: AccessToken, using: str | None = None,
     bump_user(instance.user_id, using)
 
 
+def _session_deleted(sender: Any, instance: Any, **kwargs: Any) -> None:
+    """Logout, an expired session cleared: its cached owner goes at once (see SessionAuthenticator)."""
+    forget_owner(session_owner_key(instance.session_key))
+
+
 def connect_receivers() -> None:
     """Connect the receivers; called by ``WSRejectConfig.ready()``."""
     user_model = get_user_model()
@@ -102,5 +110,9 @@ def connect_receivers() -> None:
         post_delete.connect(_rule_changed, sender=rule_model, dispatch_uid=f"{uid}{rule_model.__name__}.deleted")
     for through in (AccessRule.groups.through, AccessRule.permissions.through):
         m2m_changed.connect(_rule_changed, sender=through, dispatch_uid=f"{uid}{through.__name__}.m2m")
+    if apps.is_installed("django.contrib.sessions"):
+        from django.contrib.sessions.models import Session
+
+        post_delete.connect(_session_deleted, sender=Session, dispatch_uid=uid + "session_deleted")
     post_save.connect(_token_changed, sender=AccessToken, dispatch_uid=uid + "token_saved")
     post_delete.connect(_token_changed, sender=AccessToken, dispatch_uid=uid + "token_deleted")

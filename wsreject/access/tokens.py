@@ -25,7 +25,6 @@ import hmac
 import re
 import secrets
 import string
-import time
 from datetime import datetime
 from typing import Any
 
@@ -34,10 +33,8 @@ from django.utils import timezone
 
 from ..authentication import AuthenticationFailed, BaseAuthenticator, CredentialExpired, authorization
 from ..models import AccessToken
-from ..offload import require_io
 from ..scope import Scope
-from .users import cached_user
-from .versions import cache_failed, current_version, get_cache, local, require_cache_io, user_version_key, uses_local_layer
+from .users import Owner, cached_owner, cached_user
 
 PREFIX = "wsr_"
 SECRET_LENGTH = 40
@@ -72,12 +69,16 @@ def _mac(secret_part: str, key: str) -> str:
 
 def well_formed(token: str) -> bool:
     """Whether ``token`` was issued by this site (format and MAC), without any I/O."""
+    return _well_formed(token, settings.SECRET_KEY, tuple(getattr(settings, "SECRET_KEY_FALLBACKS", ())))
+
+
+@functools.lru_cache(maxsize=4096)
+def _well_formed(token: str, secret_key: str, fallbacks: tuple[str, ...]) -> bool:
     match = _FORMAT.match(token)
     if match is None:
         return False
     secret_part, mac = match.groups()
-    keys = [settings.SECRET_KEY, *getattr(settings, "SECRET_KEY_FALLBACKS", ())]
-    return any(hmac.compare_digest(mac, _mac(secret_part, key)) for key in keys)
+    return any(hmac.compare_digest(mac, _mac(secret_part, key)) for key in (secret_key, *fallbacks))
 
 
 def new_secret() -> tuple[str, str, str]:
@@ -103,12 +104,12 @@ def _owner_key(token_digest: str) -> str:
     return f"wsreject:token:{token_digest}"
 
 
-def _load_owner(token_digest: str) -> tuple[Any, float | None] | None:
+def _load_owner(token_digest: str) -> Owner | None:
     row = AccessToken.objects.filter(digest=token_digest).values_list("user_id", "expires").first()
     if row is None:
         return None
     pk, expires_at = row
-    return pk, (expires_at.timestamp() if expires_at is not None else None)
+    return pk, (expires_at.timestamp() if expires_at is not None else None), None
 
 
 def token_owner(token_digest: str) -> tuple[Any, float | None] | None:
@@ -116,39 +117,8 @@ def token_owner(token_digest: str) -> tuple[Any, float | None] | None:
 
     Cached per token and stamped with its user's version (revoking a token bumps it).
     """
-    cache = get_cache()
-    key = _owner_key(token_digest)
-    if uses_local_layer(cache):
-        entry = local.get(key, ())
-        if entry is not None and local.version(cache, user_version_key(entry[0])) == entry[2]:
-            return entry[0], entry[1]
-        require_io()
-        owner = _load_owner(token_digest)
-        if owner is not None:
-            local.put(key, (), (*owner, local.version(cache, user_version_key(owner[0]))))
-        return owner
-    require_cache_io(cache)
-    try:
-        entry = cache.get(key)
-        if entry is not None:
-            pk, expires, version = entry
-            version_key = user_version_key(pk)
-            if current_version(cache, version_key, cache.get_many([version_key])) == version:
-                return pk, expires
-    except Exception as exc:
-        cache_failed(exc)
-    require_io()
-    owner = _load_owner(token_digest)
-    if owner is None:
-        return None
-    pk, expires = owner
-    try:
-        version_key = user_version_key(pk)
-        version = current_version(cache, version_key, cache.get_many([version_key]))
-        cache.set(key, (pk, expires, version), timeout=None if expires is None else max(1, int(expires - time.time())))
-    except Exception as exc:
-        cache_failed(exc)
-    return pk, expires
+    owner = cached_owner(_owner_key(token_digest), lambda: _load_owner(token_digest))
+    return None if owner is None else (owner[0], owner[1])
 
 
 def authenticate(token: str) -> Any:

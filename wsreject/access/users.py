@@ -1,13 +1,29 @@
-"""Users by primary key, cached under their version (see :mod:`wsreject.access.versions`)."""
+"""Users by primary key, and which user a credential belongs to, cached under the user's version
+(see :mod:`wsreject.access.versions`)."""
 
 from __future__ import annotations
 
 import copy
+import time
+from collections.abc import Callable
 from typing import Any
 
 from django.contrib.auth import get_user_model
 
-from .versions import stamped, user_version_key
+from ..offload import require_io
+from .versions import (
+    cache_failed,
+    current_version,
+    get_cache,
+    local,
+    require_cache_io,
+    stamped,
+    user_version_key,
+    uses_local_layer,
+)
+
+#: (user pk, expiry timestamp or None, anything else the credential's check needs)
+Owner = tuple[Any, float | None, Any]
 
 
 def cached_user(pk: Any) -> Any:
@@ -26,4 +42,64 @@ def cached_user(pk: Any) -> Any:
     except Exception:  # not a valid primary key for this model
         return None
     user = stamped(f"wsreject:user:{key}", [user_version_key(key)], lambda: model._default_manager.filter(pk=key).first())
-    return copy.copy(user)  # each handshake its own instance: a consumer may change it
+    return _own_copy(user)
+
+
+def _own_copy(user: Any) -> Any:
+    """Each handshake its own instance (a consumer may change it, ModelBackend caches permissions
+    on it), sharing no state with the cached one: a cheaper ``copy.copy`` of a model instance."""
+    if user is None:
+        return None
+    clone = user.__class__.__new__(user.__class__)
+    clone.__dict__.update(user.__dict__)
+    clone._state = copy.copy(user._state)
+    clone._state.fields_cache = {}
+    return clone
+
+
+def cached_owner(key: str, load: Callable[[], Owner | None]) -> Owner | None:
+    """Whose credential this is (``load()`` asks the database), cached under ``key`` and stamped
+    with that user's version: saving, deactivating or deleting the user, or anything that bumps
+    their version, retires it. A credential nobody owns is not cached. On the event loop only a
+    process-local cache is read (:class:`~wsreject.offload.NeedsIO` on a miss)."""
+    cache = get_cache()
+    if uses_local_layer(cache):
+        entry = local.get(key, ())
+        if entry is not None and local.version(cache, user_version_key(entry[0])) == entry[3]:
+            return entry[0], entry[1], entry[2]
+        require_io()
+        owner = load()
+        if owner is not None:
+            local.put(key, (), (*owner, local.version(cache, user_version_key(owner[0]))))
+        return owner
+    require_cache_io(cache)
+    try:
+        entry = cache.get(key)
+        if entry is not None:
+            version_key = user_version_key(entry[0])
+            if current_version(cache, version_key, cache.get_many([version_key])) == entry[3]:
+                return entry[0], entry[1], entry[2]
+    except Exception as exc:
+        cache_failed(exc)
+    require_io()
+    owner = load()
+    if owner is None:
+        return None
+    try:
+        version_key = user_version_key(owner[0])
+        version = current_version(cache, version_key, cache.get_many([version_key]))
+        expires = owner[1]
+        cache.set(key, (*owner, version), timeout=None if expires is None else max(1, int(expires - time.time())))
+    except Exception as exc:
+        cache_failed(exc)
+    return owner
+
+
+def forget_owner(key: str) -> None:
+    """Drop a cached owner at once (a session was deleted): in this process, and in every process
+    when the cache is shared."""
+    local.entries.pop(key, None)
+    try:
+        get_cache().delete(key)
+    except Exception as exc:
+        cache_failed(exc)

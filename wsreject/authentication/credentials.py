@@ -27,7 +27,7 @@ from asgiref.sync import async_to_sync
 from django.conf import settings
 from django.contrib.auth.models import AnonymousUser
 from django.http.cookie import parse_cookie
-from django.utils.functional import LazyObject, SimpleLazyObject
+from django.utils.functional import LazyObject
 
 from ..conf import load, wsreject_settings
 from ..denial import DenialResponse, DenyHandshake, DenyWithResponse
@@ -207,8 +207,8 @@ class CredentialsMiddleware:
         if "django.contrib.sessions" in settings.INSTALLED_APPS and "session" not in scope:
             scope["session"] = session_store(scope)
         if state.candidates:
-            scope["user"] = SimpleLazyObject(lambda: resolve_user(scope, state))
-            await aresolve_user(scope)  # before the consumer: it may read scope["user"] on the loop
+            # Before the consumer, which may read scope["user"] on the event loop.
+            scope["user"] = await run_off_loop_if_needed(resolve_user, scope, state)
         else:
             scope["user"] = AnonymousUser()
         handshake = current_handshake(scope)
