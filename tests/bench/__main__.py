@@ -174,6 +174,10 @@ def main(argv: list[str] | None = None) -> int:
     results["ratios"] = report.ratios(results)
     written = report.write(results, out_dir)
     written.append(chart.draw(results, out_dir / "chart.png"))
+    if out_dir == DEFAULT_OUT and not args.smoke:  # the committed run is the README's
+        readme = REPO_ROOT / "README.md"
+        if report.update_readme(readme, report.readme_section(results, "docs/bench/chart.png")):
+            written.append(readme)
     report.print_report(results)
     say("\nwritten: " + ", ".join(str(p) for p in written))
     broken = [
