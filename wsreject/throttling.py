@@ -26,9 +26,9 @@ import math
 import time
 from typing import Any
 
-from django.core.cache import BaseCache, caches
+from django.core.cache import BaseCache
 
-from .access.versions import require_cache_io
+from .access.versions import get_cache, require_cache_io
 from .authentication import is_authenticated
 from .conf import wsreject_settings
 from .denial import DenyHandshake, is_unavailable
@@ -101,7 +101,7 @@ class Throttle(BasePermission):
         self.key_prefix = key_prefix
 
     def get_cache(self) -> BaseCache:
-        return caches[self.cache_alias or wsreject_settings.THROTTLE_CACHE]
+        return get_cache(self.cache_alias or wsreject_settings.THROTTLE_CACHE)
 
     def identity(self, scope: Scope) -> str:
         if is_authenticated(scope):

@@ -136,6 +136,20 @@ BASELINE = {
 }
 
 
+def test_handshakes_reuse_the_redis_connections(stack):
+    """Django makes a new cache object per task, and for Redis a new connection pool with it:
+    wsreject keeps one per process, so a handshake does not open a TCP connection to Redis."""
+    requests = [("/ws/rooms/lobby/", "bob"), ("/ws/private/", None), ("/ws/nowhere/", None)]
+    for path, who in requests:  # warm: the pool has its connection
+        stack.answer(path, who)
+    before = stack.redis.accepted
+    for _ in range(15):
+        for path, who in requests:
+            assert stack.answer(path, who)[0] in (401, 403, 404), (path, who)
+    opened = stack.redis.accepted - before
+    assert opened <= 2, f"{opened} new Redis connections for 45 sequential handshakes"
+
+
 def test_database_down_is_503_then_recovers_without_restart(stack):
     for (path, who), expected in BASELINE.items():
         assert stack.answer(path, who) == expected, (path, who)

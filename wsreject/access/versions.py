@@ -57,24 +57,41 @@ def user_version_key(pk: object) -> str:
     return f"wsreject:v:user:{pk}"
 
 
-_local_caches: dict[str, BaseCache] = {}
+_shared_caches: dict[str, BaseCache] = {}
+
+#: Backends whose cache object may serve every thread and task of the process: local memory
+#: (its storage is per process anyway), and those that keep a thread-safe connection pool or
+#: open their connection per call. Django makes a new cache object per thread and per task;
+#: for Redis that means a new connection pool, and so a new TCP connection, per handshake.
+SHAREABLE_BACKENDS = frozenset(
+    {
+        "django.core.cache.backends.locmem.LocMemCache",
+        "django.core.cache.backends.dummy.DummyCache",
+        "django.core.cache.backends.redis.RedisCache",
+        "django.core.cache.backends.memcached.PyMemcacheCache",
+        "django.core.cache.backends.db.DatabaseCache",
+        "django.core.cache.backends.filebased.FileBasedCache",
+        "django_redis.cache.RedisCache",
+    }
+)
 
 
 def get_cache(alias: str | None = None) -> BaseCache:
-    """``caches[alias]``. A local-memory cache object is kept (its storage is per process anyway);
-    Django makes a new one per thread and per task otherwise."""
+    """``caches[alias]``, kept for the whole process when its backend allows it (see
+    :data:`SHAREABLE_BACKENDS`); other backends get Django's per-thread, per-task object."""
     alias = alias or wsreject_settings.CACHE
-    cache = _local_caches.get(alias)
+    cache = _shared_caches.get(alias)
     if cache is None:
         cache = caches[alias]
-        if isinstance(cache, LocMemCache):
-            _local_caches[alias] = cache
+        backend = type(cache)
+        if f"{backend.__module__}.{backend.__qualname__}" in SHAREABLE_BACKENDS:
+            _shared_caches[alias] = cache
     return cache
 
 
 def _caches_changed(setting: str, **kwargs: Any) -> None:
     if setting in ("CACHES", "WSREJECT"):
-        _local_caches.clear()
+        _shared_caches.clear()
 
 
 setting_changed.connect(_caches_changed, dispatch_uid="wsreject.access.versions.caches")
