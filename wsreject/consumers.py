@@ -18,7 +18,8 @@ login, Django permissions, ``permission_classes``, then the object from
 ``get_permission_object()`` and the object-level checks. They are decided on
 the event loop when everything they read is cached in this process (no thread
 hop at all, not even Channels' per-message one), else in exactly one worker
-thread — the consumer's own for sync consumers. ``connect()`` may raise
+thread; either way before Channels sets the consumer up, so a refusal never
+touches the channel layer. ``connect()`` may raise
 :class:`~wsreject.denial.DenyHandshake` itself. A denial, or any error before
 accept, is sent by the consumer in its ``denial_mode`` and the consumer stops.
 """
@@ -65,6 +66,7 @@ class AuthorizedConsumer:
     base_send: Any
     _sync: bool
     _authorized = False
+    _decided_in_thread = False
     _client_send: Send
 
     # --- the hooks, in the style of Django's AccessMixin ---------------------------------------
@@ -126,8 +128,9 @@ class AuthorizedConsumer:
     # --- how Channels drives it ----------------------------------------------------------------
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Send) -> Any:
-        """Decide ``websocket.connect`` before Channels sets the consumer up, when that needs no
-        I/O: a refusal then costs no channel-layer channel and no thread hop."""
+        """Decide ``websocket.connect`` before Channels sets the consumer up: a refusal never
+        creates a channel-layer channel, joins a group or leaves a channel-layer read pending.
+        On the event loop when the checks need no I/O (no thread hop), else in one worker thread."""
         self.scope = scope
         self._client_send = send  # a sync consumer's base_send blocks; denials sent from the loop need this
         first = await receive()
@@ -135,6 +138,9 @@ class AuthorizedConsumer:
             if first["type"] == "websocket.connect":
                 try:
                     self._authorized, _ = attempt_without_io(self.authorize)
+                    if not self._authorized:
+                        await database_sync_to_async(self.authorize)()
+                        self._authorized = self._decided_in_thread = True
                 except Exception as exc:
                     await self._deny(exc)
                     return None
@@ -146,18 +152,15 @@ class AuthorizedConsumer:
             return await super().__call__(scope, receive_after_first, send)  # type: ignore[misc]
 
     async def dispatch(self, message: Message) -> None:
-        """Run the checks that need I/O in one worker thread before ``connect()``; accepted
-        handshakes decided on the event loop keep Channels' own per-message hop (it closes
-        stale database connections before ``connect()``)."""
-        if message.get("type") != "websocket.connect" or self._authorized or self._sync:
-            return await super().dispatch(message)  # type: ignore[misc, no-any-return]
-        try:
-            await database_sync_to_async(self.authorize)()
-        except Exception as exc:
-            await self._deny(exc)
-            raise StopConsumer() from None
-        self._authorized = True
-        await self.websocket_connect(message)  # that hop closed stale database connections already
+        """Channels' dispatch, except for a ``websocket.connect`` decided in a worker thread on an
+        async consumer: that hop closed stale database connections already, so ``connect()``
+        runs without Channels' second one. (Decided on the event loop, the connect keeps
+        Channels' hop, which closes them.)"""
+        if message.get("type") == "websocket.connect" and self._decided_in_thread and not self._sync:
+            self._decided_in_thread = False
+            await self.websocket_connect(message)
+            return None
+        return await super().dispatch(message)  # type: ignore[misc, no-any-return]
 
     def websocket_connect(self, message: Message) -> Any:
         # Channels calls this with the connect message. An async consumer must get an

@@ -342,6 +342,28 @@ async def test_no_group_is_joined_when_authorization_fails(transactional_db, lay
     assert not layer.groups.get(group)
 
 
+@by_base
+async def test_a_refusal_decided_in_a_thread_never_touches_the_channel_layer(demo_tokens, layer, base, monkeypatch, thread_hop_counter):
+    """Bob's token is not cached yet, so the checks run in a worker thread: still before Channels
+    sets the consumer up. (A channel-layer read left pending by a refused consumer kept the task,
+    and with channels_redis a Redis connection, alive for seconds after every such denial.)"""
+    calls = []
+    for name in ("new_channel", "group_add", "receive"):
+        original = getattr(layer, name)
+
+        def recording(*args, _name=name, _original=original, **kwargs):
+            calls.append(_name)
+            return _original(*args, **kwargs)
+
+        monkeypatch.setattr(layer, name, recording)
+    group = f"probe-{uuid.uuid4().hex}"
+    consumer = make(base, groups=[group], permission_required="chat.join_room", permission_denied_message="Members only")
+    await expect_denied(consumer, demo_tokens["bob"], 403, "Members only")
+    assert "AuthorizedConsumer.authorize" in thread_hop_counter.items  # decided in a thread
+    assert calls == []
+    assert not layer.groups.get(group)
+
+
 # --- cost of a refusal --------------------------------------------------------------------------------
 
 
