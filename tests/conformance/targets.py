@@ -7,19 +7,12 @@ A *target* is ``in-process`` (the ASGI application called directly, with the
 
 from __future__ import annotations
 
-from tests.support.servers import server_version
+from tests.support.servers import DENIAL_EXTENSION_KINDS, server_version
 
 IN_PROCESS = "in-process"
 # The servers with the denial extension. Stock Daphne has none, so the two apps cannot agree
 # there: tests/e2e/test_matrix.py plays it, and so does the upgrade replay (upgrade.py).
-SERVER_TARGETS = (
-    "daphne-wsreject",
-    "uvicorn-websockets",
-    "uvicorn-websockets-sansio",
-    "uvicorn-wsproto",
-    "hypercorn",
-    "granian",
-)
+SERVER_TARGETS = DENIAL_EXTENSION_KINDS
 TARGETS = (IN_PROCESS, *SERVER_TARGETS)
 APPS = ("reference", "demo")
 APP_IMPORTS = {
