@@ -19,6 +19,7 @@ import struct
 from dataclasses import dataclass
 
 from tests.support.wsclient import expected_accept
+from wsreject.probe.frames import FrameError, Opcode, close_payload, encode_frame, parse_frame
 
 from .checks import Outcome
 from .requests import wire_request
@@ -78,30 +79,22 @@ class Connection:
             body += chunk[:-2]
 
     def frame(self) -> tuple[int, bytes] | None:
-        head = self.read_exactly(2)
-        if head is None:
-            return None
-        opcode, length = head[0] & 0x0F, head[1] & 0x7F
-        if length == 126:
-            raw = self.read_exactly(2)
-            length = struct.unpack("!H", raw)[0] if raw else 0
-        elif length == 127:
-            raw = self.read_exactly(8)
-            length = struct.unpack("!Q", raw)[0] if raw else 0
-        payload = self.read_exactly(length)
-        return None if payload is None else (opcode, payload)
+        """The next server frame as ``(opcode, payload)``; None when the connection ends first.
+        A frame that breaks RFC 6455 raises :class:`~wsreject.probe.frames.FrameError`."""
+        while (parsed := parse_frame(self.buffer, MAX_HEAD)) is None:
+            if not self.fill():
+                return None
+        frame, used = parsed
+        self.buffer = self.buffer[used:]
+        return int(frame.opcode), frame.payload
 
 
 def masked_text_frame(text: bytes) -> bytes:
-    mask = os.urandom(4)
-    payload = bytes(b ^ mask[i % 4] for i, b in enumerate(text))
-    return bytes([0x81, 0x80 | len(text)]) + mask + payload
+    return encode_frame(Opcode.TEXT, text)
 
 
 def close_frame(code: int = 1000) -> bytes:
-    mask = os.urandom(4)
-    payload = bytes(b ^ mask[i % 4] for i, b in enumerate(struct.pack("!H", code)))
-    return bytes([0x88, 0x82]) + mask + payload
+    return encode_frame(Opcode.CLOSE, close_payload(code))
 
 
 def parse_head(head: bytes) -> tuple[int, str, list[tuple[bytes, bytes]]] | None:
@@ -168,6 +161,8 @@ def _after_accept(connection: Connection, response_headers: list[tuple[bytes, by
         first = connection.frame()
     except TimeoutError:
         return Outcome(101, "accepted", response_headers, note=f"silent for {TIMEOUT:g} s after 101", wire=connection.received)
+    except FrameError as exc:
+        return Outcome(101, "accepted", response_headers, note=f"a broken frame after 101: {exc}", wire=connection.received)
     if first is None:
         return Outcome(101, "accepted", response_headers, note="closed after 101 without a frame", wire=connection.received)
     opcode, payload = first

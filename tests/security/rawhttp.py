@@ -20,7 +20,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from wsreject.probe.frames import parse_frame
+
 HeaderPair = tuple[str | bytes, str | bytes]
+MAX_FRAME = 1 << 20
 
 
 def _bytes(value: str | bytes) -> bytes:
@@ -130,18 +133,13 @@ def _parse_head(head: bytes) -> tuple[int, str, list[tuple[str, str]]]:
 
 
 def _read_frame(reader: _Reader) -> tuple[int, bytes] | None:
-    head = reader.take(2)
-    if head is None:
-        return None
-    opcode, length = head[0] & 0x0F, head[1] & 0x7F
-    if length == 126:
-        extended = reader.take(2)
-        length = struct.unpack("!H", extended)[0] if extended else 0
-    elif length == 127:
-        extended = reader.take(8)
-        length = struct.unpack("!Q", extended)[0] if extended else 0
-    payload = reader.take(length)
-    return None if payload is None else (opcode, payload)
+    """The next server frame as ``(opcode, payload)``; None when none came in time."""
+    while (parsed := parse_frame(reader.buffer, MAX_FRAME)) is None:
+        if not reader.fill():
+            return None
+    frame, used = parsed
+    reader.buffer = reader.buffer[used:]
+    return int(frame.opcode), frame.payload
 
 
 def exchange(
