@@ -369,17 +369,18 @@ class Runner:
                 })  # fmt: skip
 
     @staticmethod
-    def wait_for_logged(server: Server, start: int, at_least: int, timeout: float = 10.0) -> Counter[int]:
-        """Poll the log (the summary of a flood comes up to a second late) until it accounts
-        for ``at_least`` denials and stops growing, or ``timeout``."""
+    def wait_for_logged(server: Server, start: int, at_least: int, timeout: float = 10.0, settle: float = 1.5) -> Counter[int]:
+        """Poll the log until it accounts for ``at_least`` denials and has not grown for ``settle``
+        seconds, or ``timeout``. A flood's summary line comes up to a second after the last denial
+        it counts (``wsreject.reporting``): settling for less lets it fall into the next scenario."""
         deadline = time.monotonic() + timeout
         previous: Counter[int] | None = None
+        changed = time.monotonic()
         while True:
             logged = denials_in_log(server.log()[start:])
-            total = sum(logged.values())
-            if total >= at_least and logged == previous:
+            now = time.monotonic()
+            if logged != previous:
+                previous, changed = logged, now
+            if (sum(logged.values()) >= at_least and now - changed >= settle) or now >= deadline:
                 return logged
-            if time.monotonic() >= deadline:
-                return logged
-            previous = logged
-            time.sleep(0.3)
+            time.sleep(0.2)
