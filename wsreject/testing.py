@@ -85,8 +85,11 @@ class HandshakeCommunicator(WebsocketCommunicator):
         self.scope["server"] = ["127.0.0.1", 8000]
         self.scope["extensions"] = {DENIAL_EXTENSION: {}} if denial_response else {}
 
-    async def handshake(self, timeout: float = 1, *, close_code: bool = False) -> Accepted | Denied:
-        """Send ``websocket.connect`` and read the answer.
+    async def handshake(self, timeout: float = 5, *, close_code: bool = False) -> Accepted | Denied:
+        """Send ``websocket.connect`` and read the answer, waiting up to ``timeout`` seconds per message.
+
+        The default is generous: a first handshake that opens a database connection in a worker
+        thread can take over a second on a loaded CI machine, and a passing test never waits.
 
         With ``close_code=True`` an accept followed at once by a ``{"detail"}``
         frame and a close with code 4100-4599 is reported as :class:`Denied`
