@@ -2,7 +2,7 @@
 one holds at the next handshake on both.
 
 The demo runs twice on uvicorn (``websockets``), in production profile: PostgreSQL (a
-fresh database, dropped afterwards; an SQLite file when PostgreSQL is absent) and Redis
+fresh database, dropped afterwards; an SQLite file when PostgreSQL is absent, except on CI) and Redis
 (db 5, flushed first) for Django's cache. The admin is driven over HTTP like a browser
 without JavaScript: log in, open a change form, submit it. Every change is made on one
 server after both have served, and so cached, the state before it; the other must see it.
@@ -16,49 +16,31 @@ import json
 import os
 import time
 import uuid
-from http.cookiejar import CookieJar
-from urllib.error import HTTPError
-from urllib.parse import urlencode
-from urllib.request import HTTPCookieProcessor, HTTPRedirectHandler, ProxyHandler, Request, build_opener
 
 import pytest
 
 from tests.support.demo import manage
 from tests.support.servers import running_server
+from tests.support.services import POSTGRES_URL, REDIS_URL, postgres_unreachable, redis_unreachable, require
 from tests.support.wsclient import Accepted, ws_connect
 
-from .html_forms import form_fields, replace
+from .admin_client import ADMIN_PASSWORD, ADMIN_USERNAME, AdminClient
 
 pytestmark = pytest.mark.server
 
-REDIS_URL = os.environ.get("WSREJECT_TEST_REDIS_URL", "redis://127.0.0.1:6379/5")
-POSTGRES_URL = os.environ.get("WSREJECT_TEST_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432")
-ADMIN_PASSWORD = "admin-password-" + uuid.uuid4().hex[:8]
-
-
-def _redis_or_none():
-    import redis
-
-    client = redis.Redis.from_url(REDIS_URL, socket_timeout=2)
-    try:
-        client.ping()
-    except redis.RedisError:
-        return None
-    return client
 
 
 @contextlib.contextmanager
 def _database(tmp_path):
-    """A fresh PostgreSQL database (dropped afterwards), else an SQLite file."""
+    """A fresh PostgreSQL database (dropped afterwards); an SQLite file when PostgreSQL is absent,
+    except on CI, which provides it."""
+    if not os.environ.get("CI") and postgres_unreachable():
+        yield f"sqlite:///{tmp_path / 'shared.sqlite3'}"
+        return
     import psycopg
 
     name = f"wsreject_admin_{uuid.uuid4().hex[:10]}"
-    try:
-        admin = psycopg.connect(f"{POSTGRES_URL}/test", autocommit=True, connect_timeout=3)
-    except psycopg.OperationalError:
-        yield f"sqlite:///{tmp_path / 'shared.sqlite3'}"
-        return
-    with admin:
+    with psycopg.connect(f"{POSTGRES_URL}/test", autocommit=True, connect_timeout=3) as admin:
         admin.execute(f'CREATE DATABASE "{name}"')
         try:
             yield f"{POSTGRES_URL}/{name}"
@@ -69,12 +51,10 @@ def _database(tmp_path):
 @pytest.fixture(scope="module")
 def deployment(tmp_path_factory):
     """Migrated, seeded demo data and two uvicorn processes sharing it and Redis."""
-    redis_client = _redis_or_none()
-    if redis_client is None:
-        reason = f"Redis does not answer at {REDIS_URL}: two processes need a shared cache"
-        if os.environ.get("CI"):
-            pytest.fail(f"CI must run the two-process admin test: {reason}")
-        pytest.skip(reason)
+    require(redis_unreachable())  # two processes need a shared cache
+    import redis
+
+    redis_client = redis.Redis.from_url(REDIS_URL, socket_timeout=2)
     redis_client.flushdb()
     with _database(tmp_path_factory.mktemp("two-processes")) as database_url:
         env = {
@@ -89,7 +69,7 @@ def deployment(tmp_path_factory):
         manage("migrate", "--noinput", "-v0", env=env)
         tokens = json.loads(manage("seed_demo", "--json", env=env))
         manage(
-            "createsuperuser", "--noinput", "--username", "root", "--email", "root@example.com",
+            "createsuperuser", "--noinput", "--username", ADMIN_USERNAME, "--email", "root@example.com",
             env={**env, "DJANGO_SUPERUSER_PASSWORD": ADMIN_PASSWORD},
         )  # fmt: skip
         with contextlib.ExitStack() as stack:
@@ -97,56 +77,6 @@ def deployment(tmp_path_factory):
             two = stack.enter_context(running_server("uvicorn-websockets", "project.asgi:application", env=env))
             yield {"servers": (one, two), "tokens": tokens, "database": database_url.split(":")[0]}
         redis_client.flushdb()
-
-
-# --- a browser without JavaScript, for the admin --------------------------------------------------
-
-
-class _NoRedirect(HTTPRedirectHandler):
-    def redirect_request(self, *args, **kwargs):
-        return None  # a 302 comes back as the answer
-
-
-class AdminSession:
-    """The Django admin over HTTP, with cookies and CSRF tokens as a browser sends them."""
-
-    def __init__(self, server) -> None:
-        self.server = server
-        self.opener = build_opener(ProxyHandler({}), HTTPCookieProcessor(CookieJar()), _NoRedirect())
-
-    def request(self, path: str, fields: list[tuple[str, str]] | None = None) -> tuple[int, str]:
-        data = urlencode(fields).encode() if fields is not None else None
-        request = Request(self.server.http_url(path), data=data)
-        try:
-            with self.opener.open(request, timeout=10) as response:
-                return response.status, response.read().decode()
-        except HTTPError as error:
-            return error.code, error.read().decode()
-
-    def login(self) -> None:
-        status, page = self.request("/admin/login/")
-        assert status == 200, page[:500]
-        fields = replace(replace(form_fields(page, "login-form"), "username", "root"), "password", ADMIN_PASSWORD)
-        status, page = self.request("/admin/login/?next=/admin/", fields)
-        assert status == 302, f"login failed: {page[:1000]}"
-
-    def submit(self, path: str, form_id: str, **changes) -> None:
-        """Open the form at ``path``, change fields, save; the admin must redirect (saved)."""
-        status, page = self.request(path)
-        assert status == 200, f"{path}: {status}"
-        fields = form_fields(page, form_id)
-        for name, value in changes.items():
-            fields = replace(fields, name, value)
-        status, page = self.request(path, fields + [("_save", "Save")])
-        assert status == 302, f"{path} not saved ({status}): {page[page.find('errornote') - 100 :][:1500]}"
-
-    def object_id(self, changelist: str, label: str) -> str:
-        """The id of the object whose changelist link reads ``label``."""
-        status, page = self.request(f"{changelist}?q={label}")
-        marker = f'">{label}</a>'
-        end = page.index(marker)
-        start = page.rindex(changelist, 0, end) + len(changelist)
-        return page[start:end].split("/")[0]
 
 
 def handshake(server, path: str, token: str | None = None):
@@ -172,7 +102,7 @@ def test_grant_revoke_disable_and_re_enable_hold_on_both_processes(deployment):
     if os.environ.get("CI"):
         assert deployment["database"] == "postgres", "CI runs PostgreSQL: the test should use it"
     alice, bob = deployment["tokens"]["alice"], deployment["tokens"]["bob"]
-    admin_one, admin_two = AdminSession(one), AdminSession(two)
+    admin_one, admin_two = AdminClient(one), AdminClient(two)
     admin_one.login()
     admin_two.login()
     lobby = "/ws/rooms/lobby/"

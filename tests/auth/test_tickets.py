@@ -12,7 +12,6 @@ import asyncio
 import contextlib
 import json
 import logging
-import os
 import re
 import time
 import uuid
@@ -30,6 +29,7 @@ from rest_framework.authtoken.models import Token
 
 from tests.support.demo import DEMO_APP, DEMO_PASSWORD, prepare_demo
 from tests.support.servers import running_server
+from tests.support.services import REDIS_URL, redis_unreachable, require
 from tests.support.wsclient import Accepted, Denied, ws_connect
 from wsreject.access.denial_log import denial_log
 
@@ -200,32 +200,12 @@ async def test_two_tickets_in_one_query_are_none(users):
     assert await greeting(with_ticket("/ws/private/", first)) == {"user": "alice"}, "neither was consumed"
 
 
-REDIS_URL = os.environ.get("WSREJECT_TEST_REDIS_URL", "redis://127.0.0.1:6379/5")
-
-
-def redis_available() -> bool:
-    import redis
-
-    try:
-        return bool(redis.Redis.from_url(REDIS_URL, socket_timeout=2).ping())
-    except redis.RedisError:
-        return False
-
-
-def need_redis() -> None:
-    if not redis_available():
-        reason = f"Redis does not answer at {REDIS_URL}"
-        if os.environ.get("CI"):
-            pytest.fail(f"CI must run the Redis ticket tests: {reason}")
-        pytest.skip(reason)
-
-
 @pytest.fixture(params=["locmem", "redis"])
 def ticket_cache(request, settings) -> str:
     """Tickets (and every wsreject cache entry) in a local-memory cache, or in Redis under a
     key prefix of this test's own."""
     if request.param == "redis":
-        need_redis()
+        require(redis_unreachable())
         settings.CACHES = {
             **settings.CACHES,
             "default": {
@@ -482,7 +462,7 @@ def http_post(url: str, data: dict[str, Any], authorization: str | None = None) 
 
 @pytest.mark.server
 def test_two_processes_on_redis_race_for_one_ticket(tmp_path):
-    need_redis()
+    require(redis_unreachable())
     with two_demo_servers(tmp_path) as (one, two):
         status, tokens = http_post(one.http_url("/api/token/"), {"username": "alice", "password": DEMO_PASSWORD})
         assert status == 200, tokens

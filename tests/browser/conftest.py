@@ -20,6 +20,7 @@ import pytest
 
 from tests.support.demo import DEMO_APP, DemoData, prepare_demo
 from tests.support.servers import HOST, Server, running_server
+from tests.support.services import require
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
@@ -67,11 +68,7 @@ def _browser_missing() -> str | None:
 @pytest.fixture(scope="module")
 def chromium(tmp_path_factory) -> Iterator:
     """One headless Chromium for the module (cookies are cleared before every test)."""
-    reason = _browser_missing()
-    if reason:
-        if os.environ.get("CI"):
-            pytest.fail(f"CI must run the browser test: {reason}")
-        pytest.skip(reason)
+    require(_browser_missing())
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.selenium_manager import SeleniumManager

@@ -2,30 +2,19 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 
 import pytest
 
 from tests.support.demo import DemoData
+from tests.support.services import postgres_unreachable, redis_unreachable, require
 
 from .deployment import (
     Template,
     demo_copy,
     postgres_template,
-    postgres_unreachable,
-    redis_unreachable,
     sqlite_template,
 )
-
-
-def require(reason: str | None) -> None:
-    """Skip (fail on CI) when a service the test needs is unreachable."""
-    if reason is None:
-        return
-    if os.environ.get("CI"):
-        pytest.fail(f"CI must provide this service: {reason}")
-    pytest.skip(reason)
 
 
 @pytest.fixture(scope="session")

@@ -26,38 +26,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tests.admin.admin_client import CREATE_ADMIN
 from tests.support.demo import DemoData, manage, prepare_demo
 from tests.support.servers import REPO_ROOT
+from tests.support.services import POSTGRES_URL
 
-from .admin_client import CREATE_ADMIN
-
-POSTGRES_URL = os.environ.get("WSREJECT_TEST_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432")
-REDIS_HOST, REDIS_PORT = "127.0.0.1", 6379
 RESULT_MARK = "@@result@@ "
-
-
-def postgres_unreachable() -> str | None:
-    """Why PostgreSQL cannot be used (None when it answers)."""
-    try:
-        import psycopg
-    except ImportError:
-        return "psycopg is not installed"
-    try:
-        psycopg.connect(f"{POSTGRES_URL}/test", connect_timeout=3).close()
-    except psycopg.OperationalError as exc:
-        return f"PostgreSQL does not answer at {POSTGRES_URL}/test: {exc}"
-    return None
-
-
-def redis_unreachable(url: str = f"redis://{REDIS_HOST}:{REDIS_PORT}/0") -> str | None:
-    """Why Redis cannot be used (None when it answers)."""
-    import redis
-
-    try:
-        redis.Redis.from_url(url, socket_timeout=2).ping()
-    except redis.RedisError as exc:
-        return f"Redis does not answer at {url}: {exc}"
-    return None
 
 
 def _admin_execute(*statements: str) -> None:

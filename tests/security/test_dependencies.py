@@ -23,15 +23,9 @@ import pytest
 
 from tests.support.demo import DEMO_APP, prepare_demo
 from tests.support.servers import Server, running_server
+from tests.support.services import REDIS_HOST, REDIS_PORT, postgres_unreachable, redis_unreachable, require
 
-from .conftest import require
-from .deployment import (
-    REDIS_HOST,
-    REDIS_PORT,
-    postgres_database,
-    postgres_unreachable,
-    redis_unreachable,
-)
+from .deployment import postgres_database
 from .proxy import TcpProxy
 from .rawhttp import Reply, exchange, upgrade_request
 

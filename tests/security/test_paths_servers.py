@@ -18,10 +18,10 @@ from typing import Any
 
 import pytest
 
+from tests.admin.admin_client import AdminClient
 from tests.support.demo import DEMO_APP
 from tests.support.servers import Server, running_server
 
-from .admin_client import AdminClient
 from .deployment import demo_copy
 from .rawhttp import HeaderPair, exchange, upgrade_request
 from .spellings import DELIVERED, DELIVERED_DIFFERENTLY

@@ -26,15 +26,9 @@ import pytest
 
 from tests.support.demo import DEMO_APP
 from tests.support.servers import Server, running_server
+from tests.support.services import REDIS_HOST, REDIS_PORT, redis_unreachable, require
 
-from .conftest import require
-from .deployment import (
-    REDIS_HOST,
-    REDIS_PORT,
-    PendingShell,
-    django_shell,
-    redis_unreachable,
-)
+from .deployment import PendingShell, django_shell
 from .rawhttp import exchange, upgrade_request
 
 pytestmark = pytest.mark.server

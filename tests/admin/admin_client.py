@@ -18,11 +18,12 @@ from urllib.request import (
     build_opener,
 )
 
-from tests.admin.html_forms import form_fields, replace
 from tests.support.servers import Server
 
+from .html_forms import form_fields, replace
+
 ADMIN_USERNAME = "root"
-ADMIN_PASSWORD = "security-admin-password"
+ADMIN_PASSWORD = "test-admin-password"
 CREATE_ADMIN = (
     "from django.contrib.auth import get_user_model\n"
     f"get_user_model().objects.create_superuser({ADMIN_USERNAME!r}, 'root@example.com', {ADMIN_PASSWORD!r})\n"
@@ -72,3 +73,11 @@ class AdminClient:
 
     def add_rule(self, **fields: str | list[str]) -> None:
         self.submit("/admin/wsreject/accessrule/add/", "accessrule_form", **{**RULE_DEFAULTS, **fields})
+
+    def object_id(self, changelist: str, label: str) -> str:
+        """The id of the object whose changelist link reads ``label``."""
+        status, page = self.request(f"{changelist}?q={label}")
+        assert status == 200, f"{changelist}: {status}"
+        end = page.index(f'">{label}</a>')
+        start = page.rindex(changelist, 0, end) + len(changelist)
+        return page[start:end].split("/")[0]
