@@ -9,7 +9,8 @@
 
 Modules: :mod:`.request` (URL, user input, the upgrade request), :mod:`.http` (the
 response head), :mod:`.frames` (RFC 6455 framing), :mod:`.client` (the socket
-conversation), :mod:`.report` (text and JSON).
+conversation), :mod:`.h2` (the same over HTTP/2, RFC 8441; needs the optional ``h2`` package),
+:mod:`.report` (text and JSON).
 """
 
 from .client import (

@@ -177,7 +177,10 @@ def probe(
         sock.close()
 
 
-def _connect(host: str, port: int, tls: bool, insecure: bool, deadline: float, timeout: float) -> socket.socket:
+def _connect(
+    host: str, port: int, tls: bool, insecure: bool, deadline: float, timeout: float, alpn: tuple[str, ...] = ()
+) -> socket.socket:
+    """A connected socket (TLS-wrapped for ``tls``, offering ``alpn`` protocols), or :class:`ProbeFailure`."""
     where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
     try:
         sock = socket.create_connection((host, port), timeout=max(deadline - time.monotonic(), 0.001))
@@ -195,6 +198,8 @@ def _connect(host: str, port: int, tls: bool, insecure: bool, deadline: float, t
     if insecure:
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE
+    if alpn:
+        context.set_alpn_protocols(list(alpn))
     try:
         sock.settimeout(max(deadline - time.monotonic(), 0.001))
         return context.wrap_socket(sock, server_hostname=host)

@@ -35,7 +35,7 @@ def _status_text(status: int, reason: str = "") -> str:
 
 def _head_lines(head: ResponseHead) -> list[str]:
     lines = [escape(f"{head.http_version} {head.status} {head.reason}".rstrip())]
-    if not head.reason and status_phrase(head.status):
+    if not head.reason and status_phrase(head.status) and head.http_version != "HTTP/2":  # HTTP/2 has no reason phrase
         lines[0] += f"  (no reason phrase; {status_phrase(head.status)})"
     lines += [f"{name}: {escape(value)}" for name, value in head.headers]
     return lines
@@ -122,7 +122,8 @@ def render_text(outcome: Outcome) -> str:
             f"detail: {escape(_quoted(outcome.detail)) if outcome.detail is not None else '(no detail frame)'}",
         ]
     else:
-        lines = [f"accepted: HTTP {escape(_status_text(101, outcome.head.reason))}", ""]
+        # 101 over HTTP/1.1; a 2xx to the extended CONNECT over HTTP/2 (RFC 8441 §5)
+        lines = [f"accepted: HTTP {escape(_status_text(outcome.head.status, outcome.head.reason))}", ""]
         lines += _head_lines(outcome.head) + [""]
         lines.append(f"subprotocol: {outcome.subprotocol or '(none)'}")
         lines += [_message_line(message) for message in outcome.messages]
@@ -181,7 +182,7 @@ def render_json(outcome: Outcome, request: Sequence[str] = ()) -> str:
         close = outcome.close
         data.update(
             outcome="accepted",
-            status=101,
+            status=outcome.head.status,
             subprotocol=outcome.subprotocol,
             messages=[_message_json(message) for message in outcome.messages],
             close=None if close is None else {"code": close.code, "reason": close.reason},

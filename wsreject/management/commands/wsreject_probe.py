@@ -2,7 +2,8 @@
 
 Exit status: 0 accepted, 1 denied (an HTTP response, or close-code mode: accept, a
 ``{"detail": ...}`` frame and a close with 4000–4999), 2 anything else (bad arguments,
-no connection, a timeout, TLS, a malformed answer). Needs no database.
+no connection, a timeout, TLS, a malformed answer). Needs no database. ``--http2`` makes the
+handshake an RFC 8441 extended CONNECT over HTTP/2 (``wsreject.probe.h2``, the ``h2`` package).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from django.core.management.base import BaseCommand, CommandParser
 
 from wsreject.probe import ProbeFailure, UpgradeRequest, UsageError, parse_url, probe
 from wsreject.probe.client import DEFAULT_TIMEOUT, DEFAULT_WAIT
+from wsreject.probe.h2 import describe_h2, probe_h2, require_h2
 from wsreject.probe.report import (
     render_failure_json,
     render_json,
@@ -96,6 +98,11 @@ class Command(BaseCommand):
             "--close-code", action="store_true",
             help="expect close-code mode: after an accept, listen up to --timeout instead of --wait",
         )  # fmt: skip
+        parser.add_argument(
+            "--http2", action="store_true",
+            help="speak HTTP/2 (RFC 8441 extended CONNECT): prior knowledge for ws://, ALPN h2 for wss://; "
+            "needs the h2 package (pip install 'wsreject[http2]')",
+        )  # fmt: skip
         parser.add_argument("-k", "--insecure", action="store_true", help="wss://: do not verify the certificate")
         parser.add_argument("--json", action="store_true", help="print one JSON object instead of text")
 
@@ -116,11 +123,22 @@ class Command(BaseCommand):
             origin=options["origin"],
             cookies=options["cookies"],
         )
+        http2: bool = options["http2"]
+        try:
+            if http2:
+                require_h2()
+                described = describe_h2(request)
+            else:
+                described = request.describe()
+        except UsageError as exc:
+            self.stderr.write(f"wsreject_probe: {exc}")
+            self.exit_code = FAILURE
+            return
         if options["verbosity"] >= 2:
-            self.stderr.write(render_request(request.describe()), style_func=lambda text: text)
+            self.stderr.write(render_request(described), style_func=lambda text: text)
         timeout: float = options["timeout"]
         try:
-            outcome = probe(
+            outcome = (probe_h2 if http2 else probe)(
                 request,
                 timeout=timeout,
                 wait=timeout if options["close_code"] else options["wait"],
@@ -128,12 +146,12 @@ class Command(BaseCommand):
             )
         except ProbeFailure as failure:
             if options["json"]:
-                self.stdout.write(render_failure_json(request.target.url, str(failure), failure.head, request.describe()))
+                self.stdout.write(render_failure_json(request.target.url, str(failure), failure.head, described))
             self.stderr.write(f"wsreject_probe: {failure}")
             self.exit_code = FAILURE
             return
         if options["json"]:
-            self.stdout.write(render_json(outcome, request.describe()))
+            self.stdout.write(render_json(outcome, described))
         else:
             report = render_text(outcome)
             self.stdout.write(report if options["verbosity"] >= 1 else report.splitlines()[0])
