@@ -13,12 +13,13 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from tests.conformance.cases import Case
 from tests.conformance.differences import DIFFERENCES, Difference
 from tests.conformance.observe import Observation, ServerRun
+from wsreject.probe.h2 import CONNECTION_SPECIFIC
 
 DROPPED_HEADERS = ("date", "server")
 _SECONDS = re.compile(r"[1-9][0-9]*")
@@ -35,6 +36,33 @@ def normalise_headers(headers: Iterable[tuple[str, str]]) -> list[tuple[str, str
             value = "<seconds>"
         result.append((name, value))
     return result
+
+
+def _attempt_outcomes(attempts: Sequence[str]) -> list[str]:
+    """``["101 accepted ...", "429 denied (raw)"]`` -> ``["200", "429"]``: what each attempt got."""
+    return [attempt.split()[0].replace("101", "200") for attempt in attempts]
+
+
+def as_http2(observation: Observation) -> Observation:
+    """An HTTP/1.1 observation as HTTP/2 carries the same answer (RFC 8441, RFC 9113 §8.2.2,
+    §8.3.2): 101 is 200, no reason phrase, no connection-specific header and no
+    ``sec-websocket-accept``; attempts by their status. An HTTP/2 observation is only
+    reduced to the same form."""
+    headers = [(name, value) for name, value in observation.headers if name not in CONNECTION_SPECIFIC and name != "sec-websocket-accept"]
+    return replace(
+        observation,
+        status=200 if observation.status == 101 else observation.status,
+        reason="" if observation.reason is not None else None,
+        headers=headers,
+        attempts=_attempt_outcomes(observation.attempts),
+    )
+
+
+def compare_transports(http1: Observation, http2: Observation) -> list[Diff]:
+    """The fields in which one app's answer over HTTP/2 differs from its answer over HTTP/1.1
+    on the same server, beyond what HTTP/2 itself changes (:func:`as_http2`); ``Diff.reference``
+    holds the HTTP/1.1 side, ``Diff.demo`` the HTTP/2 side."""
+    return compare(as_http2(http1), as_http2(http2))[0]
 
 
 # --- comparing two observations ----------------------------------------------------------------

@@ -84,6 +84,15 @@ DIFFERENCES: list[Difference] = [
     ),
     Difference(
         "s16-broken",
+        "hypercorn-h2",
+        ("header:content-type", "header:content-length", "body"),
+        "hypercorn's own 500 over HTTP/2: `content-length: 0`, no content-type, no body, the stream "
+        "ended (SERVER_QUIRKS: app-error.500-empty)",
+        _DEMO_500,
+        _WHY_16,
+    ),
+    Difference(
+        "s16-broken",
         "granian",
         (
             "status",

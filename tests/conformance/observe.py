@@ -20,6 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from tests.conformance.cases import DELETED_USERS, Case, Expect
+from tests.conformance.http2 import accepted as h2_accepted
+from tests.conformance.http2 import attempt_summaries, is_h2, play_cases_h2, server_kind
 from tests.conformance.targets import APP_IMPORTS
 from tests.support.quirks import NO_EXTENSION_KINDS, Evidence, Quirk, applied_quirks
 from tests.support.servers import Server, running_server
@@ -79,7 +81,7 @@ class Observation:
     def summary(self, width: int = 44) -> str:
         """A one-line answer for tables: status and body, or the messages after accept."""
         if self.outcome == "accepted":
-            text = "101 " + json.dumps([m for attempt in self.messages for m in attempt], ensure_ascii=False)
+            text = f"{self.status or 101} " + json.dumps([m for attempt in self.messages for m in attempt], ensure_ascii=False)
             if self.header_values("sec-websocket-protocol"):
                 text += f" ({self.header_values('sec-websocket-protocol')[0]})"
         elif self.outcome == "denied":
@@ -116,7 +118,7 @@ def _attempt_summary(result: Accepted | Denied | BaseException) -> str:
     return f"error {type(result).__name__}"
 
 
-def observe_played(played: Played, repeat: int = 1) -> Observation:
+def observe_played(played: Played, repeat: int = 1, *, h2: bool = False) -> Observation:
     """The observation of a case played on a real server (``wsclient.play_case``).
 
     ``attempts`` has one entry per attempt of the case: the ``websockets`` client's view,
@@ -126,11 +128,16 @@ def observe_played(played: Played, repeat: int = 1) -> Observation:
     attempts = [_attempt_summary(result) for result in played.ws]
     if len(attempts) < repeat:
         attempts.append("no-response" if raw is None else f"{raw.status} {'accepted' if raw.status == 101 else 'denied'} (raw)")
+    if h2:  # every attempt over HTTP/2 (tests/conformance/http2.py): a 2xx stream left open is an accept
+        attempts = attempt_summaries(played)
+        outcome = "accepted" if raw is not None and h2_accepted(raw) else "denied"
+    else:
+        outcome = "accepted" if raw is not None and raw.status == 101 else "denied"
     if raw is None:
         obs = Observation("no-response", attempts=attempts, messages=list(played.messages))
     else:
         obs = Observation(
-            "accepted" if raw.status == 101 else "denied",
+            outcome,
             status=raw.status,
             reason=raw.reason,
             headers=observed_headers(raw.headers, raw.request_key),
@@ -225,7 +232,12 @@ def expectation(
     return expect, used, None
 
 
-def _play_on(server: Server, cases: Sequence[Case], expectations: dict[str, Expect], tokens: dict[str, str]):
+def _play_on(target: str, server: Server, cases: Sequence[Case], expectations: dict[str, Expect], tokens: dict[str, str]):
+    if is_h2(target):
+        return play_cases_h2(
+            cases, server.host, server.port, tokens, expectations,
+            concurrency=CONCURRENCY, timeout=IO_TIMEOUT, close_timeout=CLOSE_TIMEOUT,
+        )  # fmt: skip
     # Without the extension an ignored denial is answered by nothing until the server's own
     # handshake timeout (Daphne: 5 s): wait longer than that.
     timeout = NO_EXTENSION_TIMEOUT if server.kind in NO_EXTENSION_KINDS else IO_TIMEOUT
@@ -250,16 +262,16 @@ def run_server(kind: str, app: str, cases: Sequence[Case], prov: Provision) -> S
     dying = [case for case in cases if expectations[case.id].server_dies]
     env = prov.env(app)
     if survivors:
-        with running_server(kind, APP_IMPORTS[app], env=env) as server:
-            run.played.update(asyncio.run(_play_on(server, survivors, expectations, prov.tokens)))
+        with running_server(server_kind(kind), APP_IMPORTS[app], env=env) as server:
+            run.played.update(asyncio.run(_play_on(kind, server, survivors, expectations, prov.tokens)))
             run.alive_after = server.alive()
             run.log = server.log()
     for case in dying:
-        with running_server(kind, APP_IMPORTS[app], env=env) as server:
-            run.played.update(asyncio.run(_play_on(server, [case], expectations, prov.tokens)))
+        with running_server(server_kind(kind), APP_IMPORTS[app], env=env) as server:
+            run.played.update(asyncio.run(_play_on(kind, server, [case], expectations, prov.tokens)))
             run.dead_after[case.id] = server.wait_exit(10.0)
     for case in cases:
-        obs = observe_played(run.played[case.id], case.repeat)
+        obs = observe_played(run.played[case.id], case.repeat, h2=is_h2(kind))
         used, problem = notes[case.id]
         obs.quirks = used
         if problem:

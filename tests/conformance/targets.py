@@ -2,17 +2,20 @@
 
 A *target* is ``in-process`` (the ASGI application called directly, with the
 ``websocket.http.response`` extension advertised) or a real server kind of
-``tests/support/servers.py``; the *apps* are the FastAPI reference and the Django demo.
+``tests/support/servers.py`` (over HTTP/1.1), or such a kind over HTTP/2 (``<kind>-h2``,
+``http2.py``); the *apps* are the FastAPI reference and the Django demo.
 """
 
 from __future__ import annotations
 
+from tests.conformance.http2 import H2_TARGETS
 from tests.support.servers import DENIAL_EXTENSION_KINDS, server_version
 
 IN_PROCESS = "in-process"
 # The servers with the denial extension. Stock Daphne has none, so the two apps cannot agree
 # there: tests/e2e/test_matrix.py plays it, and so does the upgrade replay (upgrade.py).
-SERVER_TARGETS = DENIAL_EXTENSION_KINDS
+# The same cases over HTTP/2 (RFC 8441) on the servers that offer it: tests/conformance/http2.py.
+SERVER_TARGETS = (*DENIAL_EXTENSION_KINDS, *H2_TARGETS)
 TARGETS = (IN_PROCESS, *SERVER_TARGETS)
 APPS = ("reference", "demo")
 APP_IMPORTS = {
@@ -27,6 +30,7 @@ SHORT_TARGET = {
     "uvicorn-wsproto": "uv-wsproto",
     "hypercorn": "hypercorn",
     "granian": "granian",
+    "hypercorn-h2": "hc-h2",
 }
 
 

@@ -26,7 +26,9 @@ from pathlib import Path
 import pytest
 
 from tests.conformance.cases import CASES, case_ids
+from tests.conformance.compare import compare_transports
 from tests.conformance.differences import Difference
+from tests.conformance.http2 import H2_TARGETS, server_kind
 from tests.conformance.runner import (
     DOCS_COMMAND,
     IN_PROCESS,
@@ -75,6 +77,8 @@ def _wanted_targets(request) -> list[str]:
             return list(TARGETS)
         elif callspec is not None and "kind" in callspec.params:
             wanted.add(callspec.params["kind"])
+        elif callspec is not None and "h2_target" in callspec.params:
+            wanted.update((callspec.params["h2_target"], server_kind(callspec.params["h2_target"])))
         else:
             wanted.update(SERVER_TARGETS)
     return [target for target in TARGETS if target in wanted] or list(TARGETS)
@@ -157,6 +161,29 @@ def test_every_quirk_is_observed(matrix: Matrix, kind: str) -> None:
             assert state == YES, f"{kind} ({server_version(kind)}): {what} is {state}, the table says {YES}"
         else:
             assert state in (NO, None), f"{kind} ({server_version(kind)}): {what} is {state}, not in the table"
+
+
+@pytest.mark.parametrize("app", ("reference", "demo"))
+@pytest.mark.parametrize("h2_target", H2_TARGETS)
+def test_http2_answers_as_http1(matrix: Matrix, h2_target: str, app: str) -> None:
+    """Over HTTP/2 every case gets the same answer as over HTTP/1.1 on the same server: same
+    status (200 for 101), same headers but the connection-specific ones, the same bytes of
+    body, the same messages after accept and the same attempts; except where a quirk of the
+    server over HTTP/2 (``SERVER_QUIRKS[h2_target]``) applied and none over HTTP/1.1 did."""
+    kind = server_kind(h2_target)
+    _need(matrix, h2_target)
+    _need(matrix, kind)
+    http1_run, http2_run = matrix.server_runs[(kind, app)], matrix.server_runs[(h2_target, app)]
+    compared, failures = 0, []
+    for case in CASES:
+        http1, http2 = http1_run.observations[case.id], http2_run.observations[case.id]
+        if set(http2.quirks) - set(http1.quirks):
+            continue
+        compared += 1
+        for diff in compare_transports(http1, http2):
+            failures.append(f"{case.id}: {diff.field}: HTTP/1.1 {diff.reference}, HTTP/2 {diff.demo}")
+    assert not failures, f"{app} on {kind}, HTTP/1.1 vs HTTP/2:\n  " + "\n  ".join(failures)
+    assert compared >= len(CASES) - 2, compared  # the quirks set aside at most the 1xx and the app error
 
 
 def test_no_stale_difference_entries(matrix: Matrix) -> None:

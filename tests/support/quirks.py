@@ -43,6 +43,8 @@ KIND_DISTRIBUTIONS: dict[str, tuple[str, ...]] = {
     "uvicorn-websockets-sansio": ("uvicorn", "websockets"),
     "uvicorn-wsproto": ("uvicorn", "wsproto", "h11"),
     "hypercorn": ("hypercorn", "h11", "wsproto"),
+    # hypercorn over HTTP/2 (RFC 8441, tests/conformance/http2.py): h2 instead of h11.
+    "hypercorn-h2": ("hypercorn", "h2", "wsproto"),
     "granian": ("granian",),
 }
 # The distribution each kind runs.
@@ -90,6 +92,7 @@ MEASURED: dict[str, tuple[dict[str, str], ...]] = {
     "uvicorn-websockets-sansio": ({"uvicorn": "==0.54.0", "websockets": "==17.4"},),
     "uvicorn-wsproto": ({"uvicorn": "==0.54.0", "wsproto": "==1.3.2", "h11": "==0.16.0"},),
     "hypercorn": ({"hypercorn": "==0.18.0", "h11": "==0.16.0", "wsproto": "==1.3.2"},),
+    "hypercorn-h2": ({"hypercorn": "==0.18.0", "h2": "==4.4.1", "wsproto": "==1.3.2"},),
     "granian": ({"granian": "==2.8.7"}, {"granian": "==2.8.9"}),
 }
 
@@ -145,6 +148,7 @@ UVICORN_WEBSOCKETS = {"uvicorn": ">=0.54.0", "websockets": ">=17.4"}
 UVICORN_WSPROTO = {"uvicorn": ">=0.54.0", "wsproto": ">=1.3.2", "h11": ">=0.16.0"}
 HYPERCORN = {"hypercorn": ">=0.18.0"}
 HYPERCORN_H11 = {"hypercorn": ">=0.18.0", "h11": ">=0.16.0"}
+HYPERCORN_H2 = {"hypercorn": ">=0.18.0", "h2": ">=4.4.1"}
 GRANIAN = {"granian": ">=2.8.7"}
 DAPHNE = {"daphne": ">=4.2.3"}
 DAPHNE_AUTOBAHN = {"daphne": ">=4.2.3", "autobahn": ">=26.10.2"}
@@ -256,6 +260,31 @@ SERVER_QUIRKS: dict[str, list[Quirk]] = {
             HYPERCORN,
             "hypercorn 0.18: an exception escaping the app before accept gives `500` with "
             "`content-length: 0`, `connection: close` and no body.",
+        ),
+    ],
+    # hypercorn over HTTP/2 (RFC 8441 extended CONNECT, tests/conformance/http2.py). What
+    # HTTP/2 itself changes (an accept is a 200, no reason phrase, no connection-specific
+    # header, "closed" is the end of the stream) is applied by http2.over_h2, not listed here.
+    "hypercorn-h2": [
+        Quirk(
+            "status-line.no-reason-phrase",
+            HYPERCORN_H2,
+            "hypercorn 0.18 over HTTP/2 (h2 4.4): no response has a reason phrase, as HTTP/2 has "
+            "none at all (RFC 9113 §8.3.2); listed so that the evidence agrees.",
+        ),
+        Quirk(
+            "denial.informational-protocol-error",
+            HYPERCORN_H2,
+            "hypercorn 0.18 over HTTP/2 (h2 4.4): a 1xx denial goes out as an informational HEADERS "
+            "frame, then the body as DATA with no final HEADERS; the client's h2 refuses that "
+            "(PROTOCOL_ERROR, `cannot receive data before headers`): no final response.",
+        ),
+        Quirk(
+            "app-error.500-empty",
+            HYPERCORN_H2,
+            "hypercorn 0.18 over HTTP/2: an exception escaping the app before accept gives `500` with "
+            "`content-length: 0` and no body, the stream ended (its `connection: close` is dropped by "
+            "h2, a connection-specific header); the connection stays usable.",
         ),
     ],
     "granian": [
@@ -489,6 +518,7 @@ REPLACEMENTS: dict[str, Transform] = {
         _uvicorn_500() if e.denied and not _registered(e.status) else None
     ),
     "denial.informational-dropped": lambda e, s: _no_response() if _is_informational(e) else None,
+    "denial.informational-protocol-error": lambda e, s: _no_response() if _is_informational(e) else None,
     "denial.informational-becomes-500": lambda e, s: _own_response(500, b"", None) if _is_informational(e) else None,
     "denial.repeated-header-kills-server": lambda e, s: (
         _no_response(server_dies=True) if e.denied and _repeats_a_header(e) else None
