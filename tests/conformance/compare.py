@@ -23,17 +23,21 @@ from wsreject.probe.h2 import CONNECTION_SPECIFIC
 
 DROPPED_HEADERS = ("date", "server")
 _SECONDS = re.compile(r"[1-9][0-9]*")
+_ALT_SVC_PORT = re.compile(r':[0-9]+"')
 
 
 def normalise_headers(headers: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
     """For comparison: drop ``date``/``server``; a ``retry-after`` of whole seconds >= 1
-    becomes ``<seconds>`` (the time left in a window differs between two runs)."""
+    becomes ``<seconds>`` (the time left in a window differs between two runs), the port in
+    an ``alt-svc`` ``<port>``."""
     result = []
     for name, value in headers:
         if name in DROPPED_HEADERS:
             continue
         if name == "retry-after" and _SECONDS.fullmatch(value):
             value = "<seconds>"
+        elif name == "alt-svc":  # hypercorn with --quic-bind names its UDP port, one per run
+            value = _ALT_SVC_PORT.sub(':<port>"', value)
         result.append((name, value))
     return result
 
@@ -43,12 +47,17 @@ def _attempt_outcomes(attempts: Sequence[str]) -> list[str]:
     return [attempt.split()[0].replace("101", "200") for attempt in attempts]
 
 
+# Not compared across protocols: what HTTP/2 and HTTP/3 forbid or do not need, and the
+# ``alt-svc`` hypercorn adds wherever it listens for QUIC (the HTTP/3 run only).
+_NOT_CARRIED = frozenset({*CONNECTION_SPECIFIC, "sec-websocket-accept", "alt-svc"})
+
+
 def as_http2(observation: Observation) -> Observation:
-    """An HTTP/1.1 observation as HTTP/2 carries the same answer (RFC 8441, RFC 9113 §8.2.2,
-    §8.3.2): 101 is 200, no reason phrase, no connection-specific header and no
-    ``sec-websocket-accept``; attempts by their status. An HTTP/2 observation is only
-    reduced to the same form."""
-    headers = [(name, value) for name, value in observation.headers if name not in CONNECTION_SPECIFIC and name != "sec-websocket-accept"]
+    """An HTTP/1.1 observation as HTTP/2 or HTTP/3 carries the same answer (RFC 8441, RFC 9220,
+    RFC 9113 §8.2.2, §8.3.2): 101 is 200, no reason phrase, no connection-specific header and
+    no ``sec-websocket-accept``; attempts by their status. An HTTP/2 or HTTP/3 observation is
+    only reduced to the same form."""
+    headers = [(name, value) for name, value in observation.headers if name not in _NOT_CARRIED]
     return replace(
         observation,
         status=200 if observation.status == 101 else observation.status,

@@ -31,17 +31,22 @@ from wsreject.probe.frames import FrameError, Opcode, encode_frame, parse_frame
 from wsreject.probe.h2 import CONNECTION_SPECIFIC, H2Stream
 from wsreject.probe.request import UpgradeRequest, parse_url
 
-H2_SUFFIX = "-h2"
 H2_TARGETS = ("hypercorn-h2",)
+H3_TARGETS = ("hypercorn-h3",)  # http3.py: the same rules over QUIC (RFC 9220)
 
 
 def is_h2(target: str) -> bool:
     return target in H2_TARGETS
 
 
+def is_extended_connect(target: str) -> bool:
+    """Whether the target's handshakes are extended CONNECTs (HTTP/2 or HTTP/3)."""
+    return target in H2_TARGETS or target in H3_TARGETS
+
+
 def server_kind(target: str) -> str:
     """The server kind a target runs (``hypercorn-h2`` -> ``hypercorn``)."""
-    return target.removesuffix(H2_SUFFIX) if is_h2(target) else target
+    return target.rsplit("-", 1)[0] if is_extended_connect(target) else target
 
 
 def over_h2(expect: Expect) -> Expect:
@@ -123,6 +128,13 @@ def _attempt(
         stream.close()
 
 
+def check_played_connect(case: Case, played: Played, expect: Expect) -> list[str]:
+    """``wsclient.check_played`` for a case played over HTTP/2 or HTTP/3: every mismatch of
+    ``played`` when its last attempt must look like ``expect`` (pure, for the upgrade replay)."""
+    label = f"attempt {case.repeat}" if case.repeat > 1 else "last"
+    return [*played.before_problems, *(f"{label}: {p}" for p in over_h2(expect).check_raw(played.last_raw)), *played.accepted_problems]
+
+
 def play_case_h2(
     case: Case, host: str, port: int, tokens: Mapping[str, str], expect: Expect, *, timeout: float, close_timeout: float
 ) -> Played:
@@ -180,7 +192,7 @@ def attempt_summaries(played: Played) -> list[str]:
     lines = []
     for raw in played.raw:
         if raw is None:
-            lines.append("no-response (h2)")
+            lines.append("no-response")
         else:
-            lines.append(f"{raw.status} {'accepted' if accepted(raw) else 'denied'} (h2)")
+            lines.append(f"{raw.status} {'accepted' if accepted(raw) else 'denied'} ({raw.http_version})")
     return lines

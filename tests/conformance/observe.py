@@ -12,7 +12,9 @@ mismatches are the observation's ``problems``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import tempfile
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -21,7 +23,8 @@ from typing import Any
 
 from tests.conformance.cases import DELETED_USERS, Case, Expect
 from tests.conformance.http2 import accepted as h2_accepted
-from tests.conformance.http2 import attempt_summaries, is_h2, play_cases_h2, server_kind
+from tests.conformance.http2 import attempt_summaries, is_extended_connect, is_h2, play_cases_h2, server_kind
+from tests.conformance.http3 import H3_TARGET, play_cases_h3, prepare
 from tests.conformance.targets import APP_IMPORTS
 from tests.support.quirks import NO_EXTENSION_KINDS, Evidence, Quirk, applied_quirks
 from tests.support.servers import Server, running_server
@@ -232,7 +235,11 @@ def expectation(
     return expect, used, None
 
 
-def _play_on(target: str, server: Server, cases: Sequence[Case], expectations: dict[str, Expect], tokens: dict[str, str]):
+def _play_on(target: str, server: Server, cases: Sequence[Case], expectations: dict[str, Expect], tokens: dict[str, str], h3=None):
+    if h3 is not None:
+        return play_cases_h3(
+            cases, h3, tokens, expectations, concurrency=CONCURRENCY, timeout=IO_TIMEOUT, close_timeout=CLOSE_TIMEOUT
+        )
     if is_h2(target):
         return play_cases_h2(
             cases, server.host, server.port, tokens, expectations,
@@ -261,17 +268,30 @@ def run_server(kind: str, app: str, cases: Sequence[Case], prov: Provision) -> S
     survivors = [case for case in cases if not expectations[case.id].server_dies]
     dying = [case for case in cases if expectations[case.id].server_dies]
     env = prov.env(app)
+
+    @contextlib.contextmanager
+    def served():
+        if kind != H3_TARGET:
+            with running_server(server_kind(kind), APP_IMPORTS[app], env=env) as server:
+                yield server, None
+            return
+        # HTTP/3 (http3.py): QUIC on a UDP port of its own with a certificate made for the run;
+        # TCP (HTTP/1.1 and HTTP/2 over TLS) answers too, which is what readiness waits for.
+        h3 = prepare(Path(tempfile.mkdtemp(prefix=f"h3-{app}-", dir=prov.directory)))
+        with running_server(server_kind(kind), APP_IMPORTS[app], env=env, extra_args=h3.server_args(), ready="tcp") as server:
+            yield server, h3
+
     if survivors:
-        with running_server(server_kind(kind), APP_IMPORTS[app], env=env) as server:
-            run.played.update(asyncio.run(_play_on(kind, server, survivors, expectations, prov.tokens)))
+        with served() as (server, h3):
+            run.played.update(asyncio.run(_play_on(kind, server, survivors, expectations, prov.tokens, h3)))
             run.alive_after = server.alive()
             run.log = server.log()
     for case in dying:
-        with running_server(server_kind(kind), APP_IMPORTS[app], env=env) as server:
-            run.played.update(asyncio.run(_play_on(kind, server, [case], expectations, prov.tokens)))
+        with served() as (server, h3):
+            run.played.update(asyncio.run(_play_on(kind, server, [case], expectations, prov.tokens, h3)))
             run.dead_after[case.id] = server.wait_exit(10.0)
     for case in cases:
-        obs = observe_played(run.played[case.id], case.repeat, h2=is_h2(kind))
+        obs = observe_played(run.played[case.id], case.repeat, h2=is_extended_connect(kind))
         used, problem = notes[case.id]
         obs.quirks = used
         if problem:

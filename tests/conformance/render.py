@@ -81,7 +81,7 @@ def render_text(matrix: Matrix, *, verbose: bool = False) -> str:
     lines.append("")
     lines.append(LEGEND.replace("`", ""))
     lines.append("")
-    lines.append("Agreement per target (both apps, same request, normalised: date, server, retry-after, sec-websocket-accept)")
+    lines.append("Agreement per target (both apps, same request, normalised: date, server, retry-after, sec-websocket-accept, alt-svc port)")
     lines.append(f"  {'target':<26} {'version':<52} agree  (order)  deliberate  UNDOCUMENTED  unexpected ref/demo")
     for target in matrix.targets:
         c = matrix.counts(target)
@@ -146,9 +146,12 @@ def render_markdown(matrix: Matrix) -> str:
             "Every case of [`tests/conformance/cases.py`](../tests/conformance/cases.py) is played against the FastAPI "
             "reference ([`reference_fastapi.py`](../tests/conformance/reference_fastapi.py)) and the Django demo "
             "(`project.asgi`), in process (the ASGI application called directly, with the denial extension "
-            "advertised) and over the wire on each server, with the same request and the same bearer tokens. "
+            "advertised) and over the wire on each server, with the same request and the same bearer tokens; "
+            "`hypercorn-h2` and `hypercorn-h3` are hypercorn over HTTP/2 (RFC 8441) and HTTP/3 (RFC 9220), where "
+            "an accept is a `200` to an extended CONNECT. "
             "The answers are compared exactly after dropping `date` and `server` and abstracting the values that "
-            "must differ (`retry-after` as whole seconds ≥ 1, `sec-websocket-accept` as valid or not). Header order "
+            "must differ (`retry-after` as whole seconds ≥ 1, `sec-websocket-accept` as valid or not, the port in "
+            "`alt-svc`). Header order "
             "across different names is reported but not significant; the order of a repeated header's values is."
         ),
         "",

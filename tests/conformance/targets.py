@@ -8,14 +8,15 @@ A *target* is ``in-process`` (the ASGI application called directly, with the
 
 from __future__ import annotations
 
-from tests.conformance.http2 import H2_TARGETS
+from tests.conformance.http2 import H2_TARGETS, H3_TARGETS
 from tests.support.servers import DENIAL_EXTENSION_KINDS, server_version
 
 IN_PROCESS = "in-process"
 # The servers with the denial extension. Stock Daphne has none, so the two apps cannot agree
 # there: tests/e2e/test_matrix.py plays it, and so does the upgrade replay (upgrade.py).
-# The same cases over HTTP/2 (RFC 8441) on the servers that offer it: tests/conformance/http2.py.
-SERVER_TARGETS = (*DENIAL_EXTENSION_KINDS, *H2_TARGETS)
+# The same cases over HTTP/2 (RFC 8441) and HTTP/3 (RFC 9220) on the servers that offer them:
+# tests/conformance/http2.py and http3.py.
+SERVER_TARGETS = (*DENIAL_EXTENSION_KINDS, *H2_TARGETS, *H3_TARGETS)
 TARGETS = (IN_PROCESS, *SERVER_TARGETS)
 APPS = ("reference", "demo")
 APP_IMPORTS = {
@@ -31,6 +32,7 @@ SHORT_TARGET = {
     "hypercorn": "hypercorn",
     "granian": "granian",
     "hypercorn-h2": "hc-h2",
+    "hypercorn-h3": "hc-h3",
 }
 
 

@@ -28,7 +28,7 @@ import pytest
 from tests.conformance.cases import CASES, case_ids
 from tests.conformance.compare import compare_transports
 from tests.conformance.differences import Difference
-from tests.conformance.http2 import H2_TARGETS, server_kind
+from tests.conformance.http2 import H2_TARGETS, H3_TARGETS, server_kind
 from tests.conformance.runner import (
     DOCS_COMMAND,
     IN_PROCESS,
@@ -77,8 +77,8 @@ def _wanted_targets(request) -> list[str]:
             return list(TARGETS)
         elif callspec is not None and "kind" in callspec.params:
             wanted.add(callspec.params["kind"])
-        elif callspec is not None and "h2_target" in callspec.params:
-            wanted.update((callspec.params["h2_target"], server_kind(callspec.params["h2_target"])))
+        elif callspec is not None and "connect_target" in callspec.params:
+            wanted.update((callspec.params["connect_target"], server_kind(callspec.params["connect_target"])))
         else:
             wanted.update(SERVER_TARGETS)
     return [target for target in TARGETS if target in wanted] or list(TARGETS)
@@ -164,16 +164,17 @@ def test_every_quirk_is_observed(matrix: Matrix, kind: str) -> None:
 
 
 @pytest.mark.parametrize("app", ("reference", "demo"))
-@pytest.mark.parametrize("h2_target", H2_TARGETS)
-def test_http2_answers_as_http1(matrix: Matrix, h2_target: str, app: str) -> None:
-    """Over HTTP/2 every case gets the same answer as over HTTP/1.1 on the same server: same
-    status (200 for 101), same headers but the connection-specific ones, the same bytes of
-    body, the same messages after accept and the same attempts; except where a quirk of the
-    server over HTTP/2 (``SERVER_QUIRKS[h2_target]``) applied and none over HTTP/1.1 did."""
-    kind = server_kind(h2_target)
-    _need(matrix, h2_target)
+@pytest.mark.parametrize("connect_target", (*H2_TARGETS, *H3_TARGETS))
+def test_http2_and_http3_answer_as_http1(matrix: Matrix, connect_target: str, app: str) -> None:
+    """Over HTTP/2 and HTTP/3 every case gets the same answer as over HTTP/1.1 on the same
+    server: same status (200 for 101), same headers but the connection-specific ones, the
+    same bytes of body, the same messages after accept and the same attempts; except where a
+    quirk of the server over that protocol (``SERVER_QUIRKS[connect_target]``) applied and
+    none over HTTP/1.1 did."""
+    kind = server_kind(connect_target)
+    _need(matrix, connect_target)
     _need(matrix, kind)
-    http1_run, http2_run = matrix.server_runs[(kind, app)], matrix.server_runs[(h2_target, app)]
+    http1_run, http2_run = matrix.server_runs[(kind, app)], matrix.server_runs[(connect_target, app)]
     compared, failures = 0, []
     for case in CASES:
         http1, http2 = http1_run.observations[case.id], http2_run.observations[case.id]
@@ -182,7 +183,7 @@ def test_http2_answers_as_http1(matrix: Matrix, h2_target: str, app: str) -> Non
         compared += 1
         for diff in compare_transports(http1, http2):
             failures.append(f"{case.id}: {diff.field}: HTTP/1.1 {diff.reference}, HTTP/2 {diff.demo}")
-    assert not failures, f"{app} on {kind}, HTTP/1.1 vs HTTP/2:\n  " + "\n  ".join(failures)
+    assert not failures, f"{app} on {kind}, HTTP/1.1 vs {connect_target}:\n  " + "\n  ".join(failures)
     assert compared >= len(CASES) - 2, compared  # the quirks set aside at most the 1xx and the app error
 
 

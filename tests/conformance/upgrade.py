@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tests.conformance.cases import Case
+from tests.conformance.http2 import H2_TARGETS, H3_TARGETS, check_played_connect, is_extended_connect
 from tests.conformance.observe import ServerRun, expectation, provision, run_server
 from tests.conformance.runner import select_cases
 from tests.conformance.targets import APPS
@@ -53,6 +54,9 @@ from tests.support.quirks import (
 )
 from tests.support.servers import ALL_SERVER_KINDS
 from tests.support.wsclient import check_played
+
+# Every kind, and hypercorn over HTTP/2 and HTTP/3 (their quirks are keyed to h2 and aioquic).
+REPLAYED_KINDS = (*ALL_SERVER_KINDS, *H2_TARGETS, *H3_TARGETS)
 
 # Quirks no replay of the case table can show (their own tests assert them).
 NOT_REPLAYED = {"close.reason-dropped": "after accept in close-code mode: tests/e2e/test_matrix.py"}
@@ -97,7 +101,8 @@ def _problems(run: ServerRun, case: Case, active: Sequence[Quirk]) -> list[str]:
     expect, _used, problem = expectation(run.kind, case, run.app, active)
     if problem:
         return [problem]
-    problems = check_played(case, run.played[case.id], expect)
+    check = check_played_connect if is_extended_connect(run.kind) else check_played
+    problems = check(case, run.played[case.id], expect)
     if expect.server_dies and run.dead_after.get(case.id) is False:
         problems.append(f"{run.kind} was expected to die after this case, it is still up")
     return problems
@@ -236,15 +241,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         description="Replay the conformance cases on every server with the installed versions and report "
         "which quirks of tests/support/quirks.py disappeared and which deviations appeared.",
     )
-    parser.add_argument("--servers", metavar="KIND[,KIND]", help=f"server kinds (default: all): {', '.join(ALL_SERVER_KINDS)}")
+    parser.add_argument("--servers", metavar="KIND[,KIND]", help=f"server kinds (default: all): {', '.join(REPLAYED_KINDS)}")
     parser.add_argument("--cases", metavar="ID[,ID]", help="case ids, prefixes or globs (default: all)")
     parser.add_argument("--jobs", type=int, default=3, help="(app, server) runs at once (default: 3)")
     parser.add_argument("--quiet", "-q", action="store_true", help="no progress lines on stderr")
     args = parser.parse_args(argv)
-    kinds = [kind for kind in (args.servers.split(",") if args.servers else ALL_SERVER_KINDS) if kind]
-    unknown = [kind for kind in kinds if kind not in ALL_SERVER_KINDS]
+    kinds = [kind for kind in (args.servers.split(",") if args.servers else REPLAYED_KINDS) if kind]
+    unknown = [kind for kind in kinds if kind not in REPLAYED_KINDS]
     if unknown:
-        parser.error(f"unknown server kind(s) {unknown}; choose from {list(ALL_SERVER_KINDS)}")
+        parser.error(f"unknown server kind(s) {unknown}; choose from {list(REPLAYED_KINDS)}")
     cases = select_cases(args.cases.split(",") if args.cases else None)
     progress = None if args.quiet else (lambda message: print(message, file=sys.stderr, flush=True))
     started = time.monotonic()

@@ -45,6 +45,8 @@ KIND_DISTRIBUTIONS: dict[str, tuple[str, ...]] = {
     "hypercorn": ("hypercorn", "h11", "wsproto"),
     # hypercorn over HTTP/2 (RFC 8441, tests/conformance/http2.py): h2 instead of h11.
     "hypercorn-h2": ("hypercorn", "h2", "wsproto"),
+    # hypercorn over HTTP/3 (RFC 9220, tests/conformance/http3.py): QUIC and HTTP/3 by aioquic.
+    "hypercorn-h3": ("hypercorn", "aioquic", "wsproto"),
     "granian": ("granian",),
 }
 # The distribution each kind runs.
@@ -93,6 +95,7 @@ MEASURED: dict[str, tuple[dict[str, str], ...]] = {
     "uvicorn-wsproto": ({"uvicorn": "==0.54.0", "wsproto": "==1.3.2", "h11": "==0.16.0"},),
     "hypercorn": ({"hypercorn": "==0.18.0", "h11": "==0.16.0", "wsproto": "==1.3.2"},),
     "hypercorn-h2": ({"hypercorn": "==0.18.0", "h2": "==4.4.1", "wsproto": "==1.3.2"},),
+    "hypercorn-h3": ({"hypercorn": "==0.18.0", "aioquic": "==1.7.2", "wsproto": "==1.3.2"},),
     "granian": ({"granian": "==2.8.7"}, {"granian": "==2.8.9"}),
 }
 
@@ -149,6 +152,7 @@ UVICORN_WSPROTO = {"uvicorn": ">=0.54.0", "wsproto": ">=1.3.2", "h11": ">=0.16.0
 HYPERCORN = {"hypercorn": ">=0.18.0"}
 HYPERCORN_H11 = {"hypercorn": ">=0.18.0", "h11": ">=0.16.0"}
 HYPERCORN_H2 = {"hypercorn": ">=0.18.0", "h2": ">=4.4.1"}
+HYPERCORN_H3 = {"hypercorn": ">=0.18.0", "aioquic": ">=1.7.2"}
 GRANIAN = {"granian": ">=2.8.7"}
 DAPHNE = {"daphne": ">=4.2.3"}
 DAPHNE_AUTOBAHN = {"daphne": ">=4.2.3", "autobahn": ">=26.10.2"}
@@ -285,6 +289,34 @@ SERVER_QUIRKS: dict[str, list[Quirk]] = {
             "hypercorn 0.18 over HTTP/2: an exception escaping the app before accept gives `500` with "
             "`content-length: 0` and no body, the stream ended (its `connection: close` is dropped by "
             "h2, a connection-specific header); the connection stays usable.",
+        ),
+    ],
+    # hypercorn over HTTP/3 (RFC 9220, tests/conformance/http3.py; the client is aioquic's).
+    # As over HTTP/2, what HTTP/3 itself changes is applied by http2.over_h2. Every response
+    # also carries hypercorn's `alt-svc: h3=":PORT"; ma=3600` (free in the expectations; the
+    # port is abstracted in comparisons).
+    "hypercorn-h3": [
+        Quirk(
+            "status-line.no-reason-phrase",
+            HYPERCORN_H3,
+            "hypercorn 0.18 over HTTP/3 (aioquic 1.7): no response has a reason phrase, as HTTP/3 "
+            "has none (RFC 9114 §4.3.2); listed so that the evidence agrees.",
+        ),
+        Quirk(
+            "denial.informational-protocol-error",
+            HYPERCORN_H3,
+            "hypercorn 0.18 over HTTP/3 (aioquic 1.7): a 1xx denial goes out as an informational "
+            "HEADERS frame, then the body as DATA with no final HEADERS; the client's aioquic "
+            "refuses that stream: no final response.",
+        ),
+        Quirk(
+            "app-error.malformed-no-response",
+            HYPERCORN_H3,
+            "hypercorn 0.18 over HTTP/3 (aioquic 1.7): an exception escaping the app before accept "
+            "gives hypercorn's own `500` with `connection: close`, a connection-specific field "
+            "HTTP/3 forbids (RFC 9114 §4.2; over HTTP/2 the h2 package drops it); the client's "
+            "aioquic rejects the malformed response (H3_MESSAGE_ERROR) and the connection ends: "
+            "no response at all.",
         ),
     ],
     "granian": [
@@ -512,6 +544,7 @@ REPLACEMENTS: dict[str, Transform] = {
     ),
     "app-error.500-text-plain": lambda e, s: _uvicorn_500() if s.app_raises else None,
     "app-error.500-empty": lambda e, s: _own_response(500, b"", None) if s.app_raises else None,
+    "app-error.malformed-no-response": lambda e, s: _no_response() if s.app_raises else None,
     "app-error.500-bare": lambda e, s: _bare_response(500) if s.app_raises else None,
     "app-error.403-empty-kept-alive": lambda e, s: _own_response(403, b"", None, closed=False) if s.app_raises else None,
     "denial.unregistered-status-becomes-500": lambda e, s: (
