@@ -295,3 +295,62 @@ async def play_cases_h3(
             return case.id, played
 
     return dict(await asyncio.gather(*(one(case) for case in cases)))
+
+
+@dataclass(frozen=True)
+class Tunnel:
+    """What an accepted CONNECT carried until the server closed it (``read_until_closed``)."""
+
+    status: int
+    messages: list[str]
+    close_code: int | None
+    close_reason: str
+
+
+async def read_until_closed(setup: Http3Setup, path: str, *, timeout: float = 5.0) -> Tunnel | None:
+    """CONNECT to ``path`` over HTTP/3 and, once accepted, read text messages until the
+    server's close frame (close-code mode); None without a 2xx."""
+    from aioquic.asyncio.client import connect
+    from aioquic.h3.connection import H3_ALPN
+    from aioquic.h3.events import HeadersReceived
+    from aioquic.quic.configuration import QuicConfiguration
+
+    configuration = QuicConfiguration(is_client=True, alpn_protocols=H3_ALPN, server_name=HOST)
+    configuration.load_verify_locations(str(setup.certfile))
+    fields = [
+        (b":method", b"CONNECT"),
+        (b":protocol", b"websocket"),
+        (b":scheme", b"https"),
+        (b":authority", f"{HOST}:{setup.udp_port}".encode()),
+        (b":path", path.encode("ascii")),
+        (b"sec-websocket-version", b"13"),
+    ]
+    deadline = time.monotonic() + timeout
+    async with asyncio.timeout(timeout + 2.0), connect(
+        HOST, setup.udp_port, configuration=configuration, create_protocol=_protocol_class()
+    ) as protocol:
+        stream = _Stream(protocol, protocol._quic.get_next_available_stream_id())
+        protocol.h3.send_headers(stream.stream_id, fields)
+        protocol.transmit()
+        status = 0
+        while not status and not stream.ended:
+            event = await stream.next_event(deadline)
+            if isinstance(event, HeadersReceived) and event.stream_id == stream.stream_id:
+                status = int(dict(event.headers)[b":status"])
+        if not 200 <= status < 300:
+            return None
+        messages: list[str] = []
+        while True:
+            parsed = parse_frame(stream.buffer, MAX_BODY)
+            if parsed is None:
+                if not await stream.fill(deadline):
+                    return Tunnel(status, messages, None, "")
+                continue
+            frame, used = parsed
+            del stream.buffer[:used]
+            if frame.opcode is Opcode.CLOSE:
+                code = int.from_bytes(frame.payload[:2], "big") if len(frame.payload) >= 2 else None
+                return Tunnel(status, messages, code, frame.payload[2:].decode("utf-8"))
+            if frame.opcode is Opcode.TEXT:
+                messages.append(frame.payload.decode("utf-8"))
+

@@ -1,4 +1,5 @@
-"""The denial modes other than an HTTP response, over HTTP/2 (RFC 8441) on hypercorn.
+"""The denial modes other than an HTTP response, over HTTP/2 (RFC 8441) on hypercorn, and
+close-code mode over HTTP/3 (RFC 9220) too.
 
 ``test_conformance.py`` plays every case over HTTP/2 in the default mode (``hypercorn-h2``).
 Here, with the probe's ``h2`` client on a real hypercorn:
@@ -7,6 +8,7 @@ Here, with the probe's ``h2`` client on a real hypercorn:
   then one ``{"detail": ...}`` frame and a close with ``4000 + status`` whose reason is the
   detail cut to 123 bytes on a character boundary — as over HTTP/1.1
   (``tests/e2e/test_matrix.py``);
+* **close-code mode over HTTP/3** (hypercorn with ``--quic-bind``, ``http3.py``): the same;
 * **the fallback setting** (``tests/e2e/settings_close_code.py``: ``FALLBACK =
   "close_code"``) changes nothing over HTTP/2: hypercorn advertises the denial extension on
   HTTP/2 streams too, so a denial stays the HTTP response, identical to the default settings'.
@@ -16,12 +18,14 @@ Here, with the probe's ``h2`` client on a real hypercorn:
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from tests.conformance.cases import CASES_BY_ID, LONG_DETAIL, deny_path
+from tests.conformance.cases import CASES_BY_ID, LONG_DETAIL, compact_json, deny_path
+from tests.conformance.http3 import prepare, read_until_closed
 from tests.support.demo import DEMO_APP, DemoData, prepare_demo
 from tests.support.servers import Server, running_server
 from wsreject.probe import CloseCodeDenied, Denied, UpgradeRequest, parse_url
@@ -111,4 +115,19 @@ def test_the_fallback_setting_changes_nothing_over_http2(
             assert outcome.head.values(name) == expect.values(name), name
     drop = ("date", "server")
     assert [h for h in default.head.headers if h[0] not in drop] == [h for h in with_fallback.head.headers if h[0] not in drop]
+
+
+@pytest.fixture(scope="module")
+def hypercorn_h3(demo: DemoData, tmp_path_factory):
+    setup = prepare(tmp_path_factory.mktemp("h3"))
+    with running_server("hypercorn", DEMO_APP, env=demo.env, extra_args=setup.server_args(), ready="tcp"):
+        yield setup
+
+
+async def test_close_code_mode_over_http3(hypercorn_h3) -> None:
+    tunnels = await asyncio.gather(*(read_until_closed(hypercorn_h3, path) for path, _, _ in CLOSE_CODE_CASES.values()))
+    for (name, (_, status, detail)), tunnel in zip(CLOSE_CODE_CASES.items(), tunnels):
+        assert tunnel is not None, name
+        assert (tunnel.status, tunnel.messages) == (200, [compact_json({"detail": detail})]), name
+        assert (tunnel.close_code, tunnel.close_reason) == (4000 + status, _truncated(detail)), name
 
