@@ -143,16 +143,19 @@ class H2Stream(_Stream):
         self._flush()
         while not self.settings_received:
             if not self._receive(deadline, timeout, "waiting for the server's HTTP/2 SETTINGS") and not self.settings_received:
-                raise ProbeFailure(
-                    "the server closed the connection without HTTP/2 SETTINGS: it does not speak HTTP/2 here "
-                    "(ws:// needs cleartext HTTP/2 with prior knowledge)"
-                )
+                how = "(ws:// needs cleartext HTTP/2 with prior knowledge)" if not isinstance(self.sock, ssl.SSLSocket) else ""
+                raise ProbeFailure(f"the server closed the connection without HTTP/2 SETTINGS: it does not speak HTTP/2 here {how}".rstrip())
         if not self.connect_protocol:
             raise ProbeFailure(
                 "the server does not offer WebSockets over HTTP/2: no SETTINGS_ENABLE_CONNECT_PROTOCOL (RFC 8441 §3)"
             )
         self.stream_id = self.connection.get_next_available_stream_id()
-        self.connection.send_headers(self.stream_id, [(name.encode("ascii"), _encode(value)) for name, value in fields])
+        from h2.exceptions import ProtocolError
+
+        try:
+            self.connection.send_headers(self.stream_id, [(name.encode("ascii"), _encode(value)) for name, value in fields])
+        except ProtocolError as exc:  # a field HTTP/2 does not allow (h2 validates what it sends)
+            raise ProbeFailure(f"the request cannot be sent over HTTP/2: {exc}") from None
         self._flush()
         while self.head is None:
             if not self._receive(deadline, timeout, "waiting for a response") and self.head is None:
