@@ -4,7 +4,9 @@ Settings: ``E001`` not a dict, ``W001`` unknown key, ``E002`` DENIAL_MODE,
 ``E003`` FALLBACK, ``E004`` ALLOWED_ORIGINS, ``E005`` an authenticator that
 cannot be loaded (an optional dependency not installed, say), ``E006``
 DECISION_TIMEOUT, ``E007`` a key of an earlier version, ``E008``
-EXCEPTION_HANDLER, ``E009`` LOG_RATE, ``E015`` NUM_PROXIES.
+EXCEPTION_HANDLER, ``E009`` LOG_RATE, ``E015`` NUM_PROXIES, ``E030`` an
+explicitly configured authenticator that lacks what it needs (an app in
+``INSTALLED_APPS``, a setting: its ``configuration_problems()``).
 
 Stack: ``E010`` a deciding middleware outside a ``DenialMiddleware``,
 ``W011`` a permission middleware without credentials, ``W012`` Channels'
@@ -122,6 +124,35 @@ def _check_authenticators(entries: Any) -> list[CheckMessage]:
                 )
             )
     return errors
+
+
+def check_authenticator_requirements(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """``wsreject.E030``: each authenticator of an explicit ``WSREJECT["AUTHENTICATORS"]`` says what
+    it needs and the project lacks (``rest_framework.authtoken`` for DRF's tokens, say).
+
+    The default list is not checked: its session authenticator without the sessions app is simply
+    off, as Django's own middleware would be.
+    """
+    value = getattr(settings, "WSREJECT", {})
+    entries = value.get("AUTHENTICATORS") if isinstance(value, dict) else None
+    if isinstance(entries, (str, bytes)) or not isinstance(entries, (list, tuple)):
+        return []  # absent (the defaults), or wsreject.E005
+    errors: list[CheckMessage] = []
+    for entry in entries:
+        try:
+            authenticator = load(entry)
+        except Exception:  # an entry that cannot be loaded is wsreject.E005
+            continue
+        if not isinstance(authenticator, BaseAuthenticator):
+            continue
+        for problem, fix in authenticator.configuration_problems():
+            errors.append(Error(f"WSREJECT['AUTHENTICATORS']: {_entry_name(entry)}: {problem}", hint=fix, id="wsreject.E030"))
+    return errors
+
+
+def _entry_name(entry: Any) -> str:
+    path = entry[0] if isinstance(entry, (list, tuple)) and entry else entry
+    return path if isinstance(path, str) else repr(path)
 
 
 def children(app: Any) -> Iterator[Any]:
