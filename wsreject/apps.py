@@ -19,6 +19,7 @@ class WSRejectConfig(AppConfig):
 
         checks.register(core_checks.check_settings)
         checks.register(core_checks.check_authenticator_requirements)
+        checks.register(core_checks.check_deploy_origins, deploy=True)
         checks.register(core_checks.check_asgi_stack)
         checks.register(check_daphne_order)
         checks.register(access_checks.check_access_control)

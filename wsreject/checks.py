@@ -6,7 +6,8 @@ cannot be loaded (an optional dependency not installed, say), ``E006``
 DECISION_TIMEOUT, ``E007`` a key of an earlier version, ``E008``
 EXCEPTION_HANDLER, ``E009`` LOG_RATE, ``E015`` NUM_PROXIES, ``E030`` an
 explicitly configured authenticator that lacks what it needs (an app in
-``INSTALLED_APPS``, a setting: its ``configuration_problems()``).
+``INSTALLED_APPS``, a setting: its ``configuration_problems()``). With
+``--deploy``: ``W031`` Origins effectively unchecked.
 
 Stack: ``E010`` a deciding middleware outside a ``DenialMiddleware``,
 ``W011`` a permission middleware without credentials, ``W012`` Channels'
@@ -29,7 +30,7 @@ from .access.endpoints import inner_of, opaque_routers
 from .authentication import BaseAuthenticator, CredentialsMiddleware
 from .conf import DEFAULTS, DENIAL_MODES, FALLBACKS, REMOVED, load
 from .middleware import DenialMiddleware, OriginMiddleware, PermissionMiddleware, RouteNotFoundMiddleware
-from .origins import parse_allowed
+from .origins import origins_unchecked, parse_allowed
 
 INSTALL_HINTS = {
     "rest_framework_simplejwt": 'pip install "wsreject[simplejwt]"',
@@ -153,6 +154,27 @@ def check_authenticator_requirements(app_configs: Any = None, **kwargs: Any) -> 
 def _entry_name(entry: Any) -> str:
     path = entry[0] if isinstance(entry, (list, tuple)) and entry else entry
     return path if isinstance(path, str) else repr(path)
+
+
+def check_deploy_origins(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """``wsreject.W031`` (``check --deploy``): Origins effectively unchecked — ``ALLOWED_HOSTS``
+    holds ``"*"``, ``DEBUG`` is off and ``WSREJECT["ALLOWED_ORIGINS"]`` is not set, so any web page
+    may open WebSockets with its visitors' cookies (cross-site WebSocket hijacking)."""
+    merged = merged_settings()
+    if merged is None or not isinstance(merged["ALLOWED_ORIGINS"], (list, tuple, type(None))):
+        return []  # wsreject.E001 / E004
+    if not origins_unchecked(merged["ALLOWED_ORIGINS"]):
+        return []
+    return [
+        Warning(
+            "ALLOWED_HOSTS contains '*' and WSREJECT['ALLOWED_ORIGINS'] is not set: wsreject checks a "
+            "handshake's Origin against ALLOWED_HOSTS, so every Origin is accepted and any web page can open "
+            "WebSockets with its visitors' session cookies (cross-site WebSocket hijacking).",
+            hint="Set WSREJECT['ALLOWED_ORIGINS'] to your sites' origins, e.g. ['https://app.example.com'], "
+            "or list your hosts in ALLOWED_HOSTS.",
+            id="wsreject.W031",
+        )
+    ]
 
 
 def children(app: Any) -> Iterator[Any]:
