@@ -39,7 +39,7 @@ from django.http import Http404
 
 from .conf import wsreject_settings
 from .http import HeaderPairs, body_allowed, has_content_length, header_problem, render_json, status_phrase
-from .reporting import warn_rate_limited
+from .reporting import log_unexpected, warn_rate_limited
 
 logger = logging.getLogger("wsreject")
 
@@ -310,6 +310,6 @@ def denial_for_exception(exc: BaseException, scope: Scope, handler: ExceptionHan
         logger.exception("The WebSocket exception handler %r failed; answering 500", handler)
         response = None
     if response is None:
-        logger.error("Unhandled error before accept; answering 500", exc_info=exc)
+        log_unexpected("Unhandled error before accept; answering 500", exc)  # one traceback, then a count
         return DenyHandshake(500, INTERNAL_ERROR).response()
     return response
