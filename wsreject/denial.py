@@ -39,7 +39,7 @@ from django.http import Http404
 
 from .conf import wsreject_settings
 from .http import HeaderPairs, body_allowed, has_content_length, header_problem, render_json, status_phrase
-from .reporting import log_unexpected, warn_rate_limited
+from .reporting import UNCOMMITTED_TEST_DATA, log_unexpected, uncommitted_test_data, warn_rate_limited
 
 logger = logging.getLogger("wsreject")
 
@@ -291,6 +291,11 @@ def default_exception_handler(exc: BaseException, scope: Scope) -> DenialRespons
         logging.getLogger(f"django.security.{type(exc).__name__}").error(str(exc))
         return DenyHandshake(400).response()
     if is_unavailable(exc):
+        if uncommitted_test_data(exc):  # a test's mistake, not an outage: say the fix, every time
+            logger.warning("WebSocket handshake answered 503: %r; %s.", exc, UNCOMMITTED_TEST_DATA)
+            return DenyHandshake(
+                503, f"{SERVICE_UNAVAILABLE}: {UNCOMMITTED_TEST_DATA}", headers={"Retry-After": str(UNAVAILABLE_RETRY_AFTER)}
+            ).response()
         warn_rate_limited(
             f"unavailable:{type(exc).__name__}",
             "A dependency is unreachable during a WebSocket handshake; answering 503: %r",

@@ -187,6 +187,34 @@ def log_unexpected(message: str, exc: BaseException) -> None:
         logger.error(message, exc_info=exc)
 
 
+#: What a test that keeps its data in an uncommitted transaction is told (``uncommitted_test_data``).
+UNCOMMITTED_TEST_DATA = (
+    "in a test, the database is locked by the test's own transaction, which wsreject's worker threads "
+    "cannot see into: use the transactional_db fixture or @pytest.mark.django_db(transaction=True) "
+    "(Django's TransactionTestCase), not db (TestCase)"
+)
+_SQLITE_LOCKED = ("database table is locked", "database is locked")
+
+
+def uncommitted_test_data(exc: BaseException) -> bool:
+    """Whether ``exc`` is what a ``db`` test (data in a transaction that is never committed) gets when
+    wsreject reads the database from another thread: SQLite's "table is locked", under Django's test
+    environment (``setup_test_environment``, which pytest-django and Django's runner call)."""
+    from django.core import mail
+    from django.db import OperationalError
+
+    if not hasattr(mail, "outbox"):  # set by setup_test_environment only
+        return False
+    current: BaseException | None = exc
+    for _ in range(10):
+        if current is None:
+            return False
+        if isinstance(current, OperationalError) and any(text in str(current) for text in _SQLITE_LOCKED):
+            return True
+        current = current.__cause__ or current.__context__
+    return False
+
+
 _warned: dict[str, tuple[float, int]] = {}
 _warned_lock = threading.Lock()
 
