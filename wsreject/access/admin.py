@@ -229,12 +229,6 @@ def coverage_warnings(pattern_text: str, endpoints: Iterable[Endpoint]) -> list[
         missed = [endpoint for endpoint in mounts if endpoint not in covered]
         if not missed or any(id(endpoint) in unknown for endpoint in missed):
             continue
-        names = sorted({endpoint.name for endpoint in mounts if endpoint.name})
-        suggestion = (
-            _(" The route name “%s” covers every mount.") % names[0]
-            if len(names) == 1 and all(endpoint.name == names[0] for endpoint in mounts)
-            else (_(" Add rules for the others, or name the route once in every mount.") if not names else _(" Route names: %s.") % ", ".join(f"“{n}”" for n in names))
-        )
         warnings.append(
             _("The rule “%(pattern)s” covers %(consumer)s at %(covered)s but not at %(missed)s.%(suggestion)s")
             % {
@@ -242,10 +236,20 @@ def coverage_warnings(pattern_text: str, endpoints: Iterable[Endpoint]) -> list[
                 "consumer": consumer.__name__,
                 "covered": ", ".join(f"“{e.route}”" for e in mounts if e in covered),
                 "missed": ", ".join(f"“{e.route}”" for e in missed),
-                "suggestion": suggestion,
+                "suggestion": _mounts_suggestion(mounts),
             }
         )
     return warnings
+
+
+def _mounts_suggestion(mounts: list[Endpoint]) -> str:
+    """How one rule can cover every mount of a consumer: the route name they share, if they do."""
+    names = sorted({endpoint.name for endpoint in mounts if endpoint.name})
+    if len(names) == 1 and all(endpoint.name == names[0] for endpoint in mounts):
+        return str(_(" The route name “%s” covers every mount.") % names[0])
+    if names:
+        return str(_(" Route names: %s.") % ", ".join(f"“{name}”" for name in names))
+    return str(_(" Add rules for the others, or name the route once in every mount."))
 
 
 def _covers(probe: Rule, pattern: EndpointPattern, endpoint: Endpoint) -> bool | None:
