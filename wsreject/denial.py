@@ -311,8 +311,8 @@ def denial_for_exception(exc: BaseException, scope: Scope, handler: ExceptionHan
         handler = wsreject_settings.exception_handler()
     try:
         response = handler(exc, scope)
-    except Exception:
-        logger.exception("The WebSocket exception handler %r failed; answering 500", handler)
+    except Exception as handler_error:
+        log_unexpected(f"The WebSocket exception handler {handler!r} failed; answering 500", handler_error)
         response = None
     if response is None:
         log_unexpected("Unhandled error before accept; answering 500", exc)  # one traceback, then a count

@@ -109,8 +109,8 @@ def record_denial(scope: Scope, response: DenialResponse, denial_mode: str) -> N
     for receiver, result in connection_denied.send_robust(
         sender=None, scope=scope, response=response, denial_mode=denial_mode
     ):
-        if isinstance(result, Exception):
-            logger.error("connection_denied receiver %r failed", receiver, exc_info=result)
+        if isinstance(result, Exception):  # a receiver's bug runs on every denial: limited too
+            log_unexpected(f"connection_denied receiver {receiver!r} failed", result)
 
 
 class ErrorLogLimiter:

@@ -80,3 +80,22 @@ async def test_log_rate_none_logs_every_traceback(transactional_db, settings, ca
     with caplog.at_level(logging.ERROR, logger="wsreject"):
         assert [await broken() for _ in range(3)] == [500] * 3
     assert len(tracebacks(caplog)) == 3
+
+
+async def test_a_failing_denial_receiver_logs_one_traceback(transactional_db, caplog):
+    """A ``connection_denied`` receiver's bug runs on every denial: limited the same way."""
+    from wsreject.signals import connection_denied
+
+    def broken_receiver(**kwargs):
+        raise ValueError("receiver bug")
+
+    connection_denied.connect(broken_receiver)
+    try:
+        with caplog.at_level(logging.ERROR, logger="wsreject"):
+            for _ in range(3):
+                result = await HandshakeCommunicator(application, "/ws/private/").handshake()
+                assert result.status_code == 401, "the denial itself is unaffected"
+    finally:
+        connection_denied.disconnect(broken_receiver)
+    (record,) = tracebacks(caplog)
+    assert "broken_receiver" in record.getMessage() and record.exc_info[0] is ValueError
