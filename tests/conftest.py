@@ -14,7 +14,7 @@ from django.core.management import call_command
 from django.db.backends.utils import CursorWrapper
 
 from wsreject.access.versions import local
-from wsreject.reporting import limiter
+from wsreject.reporting import error_limiter, limiter
 
 
 def pytest_sessionstart(session) -> None:
@@ -40,6 +40,7 @@ def _clear_caches():
     for alias in settings.CACHES:  # every alias: local-memory storage outlives the cache objects
         caches[alias].clear()
     limiter.reset()
+    error_limiter.reset()  # an error's first traceback in one test, not swallowed as a repeat of another's
     local.clear()
     yield
 

@@ -18,6 +18,8 @@ class WSRejectConfig(AppConfig):
         from .daphne.checks import check_daphne_order
 
         checks.register(core_checks.check_settings)
+        checks.register(core_checks.check_authenticator_requirements)
+        checks.register(core_checks.check_deploy_origins, deploy=True)
         checks.register(core_checks.check_asgi_stack)
         checks.register(check_daphne_order)
         checks.register(access_checks.check_access_control)

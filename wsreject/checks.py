@@ -4,7 +4,10 @@ Settings: ``E001`` not a dict, ``W001`` unknown key, ``E002`` DENIAL_MODE,
 ``E003`` FALLBACK, ``E004`` ALLOWED_ORIGINS, ``E005`` an authenticator that
 cannot be loaded (an optional dependency not installed, say), ``E006``
 DECISION_TIMEOUT, ``E007`` a key of an earlier version, ``E008``
-EXCEPTION_HANDLER, ``E009`` LOG_RATE, ``E015`` NUM_PROXIES.
+EXCEPTION_HANDLER, ``E009`` LOG_RATE, ``E015`` NUM_PROXIES, ``E030`` an
+explicitly configured authenticator that lacks what it needs (an app in
+``INSTALLED_APPS``, a setting: its ``configuration_problems()``). With
+``--deploy``: ``W031`` Origins effectively unchecked.
 
 Stack: ``E010`` a deciding middleware outside a ``DenialMiddleware``,
 ``W011`` a permission middleware without credentials, ``W012`` Channels'
@@ -27,7 +30,7 @@ from .access.endpoints import inner_of, opaque_routers
 from .authentication import BaseAuthenticator, CredentialsMiddleware
 from .conf import DEFAULTS, DENIAL_MODES, FALLBACKS, REMOVED, load
 from .middleware import DenialMiddleware, OriginMiddleware, PermissionMiddleware, RouteNotFoundMiddleware
-from .origins import parse_allowed
+from .origins import origins_unchecked, parse_allowed
 
 INSTALL_HINTS = {
     "rest_framework_simplejwt": 'pip install "wsreject[simplejwt]"',
@@ -122,6 +125,56 @@ def _check_authenticators(entries: Any) -> list[CheckMessage]:
                 )
             )
     return errors
+
+
+def check_authenticator_requirements(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """``wsreject.E030``: each authenticator of an explicit ``WSREJECT["AUTHENTICATORS"]`` says what
+    it needs and the project lacks (``rest_framework.authtoken`` for DRF's tokens, say).
+
+    The default list is not checked: its session authenticator without the sessions app is simply
+    off, as Django's own middleware would be.
+    """
+    value = getattr(settings, "WSREJECT", {})
+    entries = value.get("AUTHENTICATORS") if isinstance(value, dict) else None
+    if isinstance(entries, (str, bytes)) or not isinstance(entries, (list, tuple)):
+        return []  # absent (the defaults), or wsreject.E005
+    errors: list[CheckMessage] = []
+    for entry in entries:
+        try:
+            authenticator = load(entry)
+        except Exception:  # an entry that cannot be loaded is wsreject.E005
+            continue
+        if not isinstance(authenticator, BaseAuthenticator):
+            continue
+        for problem, fix in authenticator.configuration_problems():
+            errors.append(Error(f"WSREJECT['AUTHENTICATORS']: {_entry_name(entry)}: {problem}", hint=fix, id="wsreject.E030"))
+    return errors
+
+
+def _entry_name(entry: Any) -> str:
+    path = entry[0] if isinstance(entry, (list, tuple)) and entry else entry
+    return path if isinstance(path, str) else repr(path)
+
+
+def check_deploy_origins(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """``wsreject.W031`` (``check --deploy``): Origins effectively unchecked — ``ALLOWED_HOSTS``
+    holds ``"*"``, ``DEBUG`` is off and ``WSREJECT["ALLOWED_ORIGINS"]`` is not set, so any web page
+    may open WebSockets with its visitors' cookies (cross-site WebSocket hijacking)."""
+    merged = merged_settings()
+    if merged is None or not isinstance(merged["ALLOWED_ORIGINS"], (list, tuple, type(None))):
+        return []  # wsreject.E001 / E004
+    if not origins_unchecked(merged["ALLOWED_ORIGINS"]):
+        return []
+    return [
+        Warning(
+            "ALLOWED_HOSTS contains '*' and WSREJECT['ALLOWED_ORIGINS'] is not set: wsreject checks a "
+            "handshake's Origin against ALLOWED_HOSTS, so every Origin is accepted and any web page can open "
+            "WebSockets with its visitors' session cookies (cross-site WebSocket hijacking).",
+            hint="Set WSREJECT['ALLOWED_ORIGINS'] to your sites' origins, e.g. ['https://app.example.com'], "
+            "or list your hosts in ALLOWED_HOSTS.",
+            id="wsreject.W031",
+        )
+    ]
 
 
 def children(app: Any) -> Iterator[Any]:

@@ -39,7 +39,7 @@ from django.http import Http404
 
 from .conf import wsreject_settings
 from .http import HeaderPairs, body_allowed, has_content_length, header_problem, render_json, status_phrase
-from .reporting import warn_rate_limited
+from .reporting import UNCOMMITTED_TEST_DATA, log_unexpected, uncommitted_test_data, warn_rate_limited
 
 logger = logging.getLogger("wsreject")
 
@@ -291,6 +291,11 @@ def default_exception_handler(exc: BaseException, scope: Scope) -> DenialRespons
         logging.getLogger(f"django.security.{type(exc).__name__}").error(str(exc))
         return DenyHandshake(400).response()
     if is_unavailable(exc):
+        if uncommitted_test_data(exc):  # a test's mistake, not an outage: say the fix, every time
+            logger.warning("WebSocket handshake answered 503: %r; %s.", exc, UNCOMMITTED_TEST_DATA)
+            return DenyHandshake(
+                503, f"{SERVICE_UNAVAILABLE}: {UNCOMMITTED_TEST_DATA}", headers={"Retry-After": str(UNAVAILABLE_RETRY_AFTER)}
+            ).response()
         warn_rate_limited(
             f"unavailable:{type(exc).__name__}",
             "A dependency is unreachable during a WebSocket handshake; answering 503: %r",
@@ -306,10 +311,10 @@ def denial_for_exception(exc: BaseException, scope: Scope, handler: ExceptionHan
         handler = wsreject_settings.exception_handler()
     try:
         response = handler(exc, scope)
-    except Exception:
-        logger.exception("The WebSocket exception handler %r failed; answering 500", handler)
+    except Exception as handler_error:
+        log_unexpected(f"The WebSocket exception handler {handler!r} failed; answering 500", handler_error)
         response = None
     if response is None:
-        logger.error("Unhandled error before accept; answering 500", exc_info=exc)
+        log_unexpected("Unhandled error before accept; answering 500", exc)  # one traceback, then a count
         return DenyHandshake(500, INTERNAL_ERROR).response()
     return response

@@ -65,3 +65,12 @@ def is_allowed(origin: Origin, allowed_origins: list[str] | tuple[str, ...] | No
         host = f"[{origin.host}]" if ":" in origin.host else origin.host
         return validate_host(host, hosts)
     return any(entry == "*" or origin_matches(origin, parse_allowed(entry)) for entry in allowed_origins)
+
+
+def origins_unchecked(allowed_origins: list[str] | tuple[str, ...] | None) -> bool:
+    """Whether ``ALLOWED_ORIGINS`` left to ``ALLOWED_HOSTS`` admits every Origin: ``"*"`` among the
+    hosts with ``DEBUG`` off (Django then accepts any Host, and wsreject any Origin).
+
+    An explicit ``ALLOWED_ORIGINS = ["*"]`` is a choice, not an accident: not reported.
+    """
+    return allowed_origins is None and not settings.DEBUG and "*" in settings.ALLOWED_HOSTS

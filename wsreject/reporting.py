@@ -7,6 +7,12 @@ denials in one second in this process) the lines past that rate are counted
 instead of written, and one summary line per second says how many were left out,
 per status — so a flood of denials never becomes a flood of log lines, and no
 denial goes uncounted. ``LOG_RATE`` None logs every denial. The signal is sent for every denial.
+
+Unexpected errors (the ``500`` of a bug) are limited the same way: the first of a kind (its
+exception type and where it was raised) is logged with its traceback, the same error again in
+the next minute is counted, and one line at the end of that minute says how many there were — a
+client that found a bug cannot turn it into a flood of tracebacks. ``LOG_RATE`` None logs
+every one with its traceback.
 """
 
 from __future__ import annotations
@@ -103,8 +109,110 @@ def record_denial(scope: Scope, response: DenialResponse, denial_mode: str) -> N
     for receiver, result in connection_denied.send_robust(
         sender=None, scope=scope, response=response, denial_mode=denial_mode
     ):
-        if isinstance(result, Exception):
-            logger.error("connection_denied receiver %r failed", receiver, exc_info=result)
+        if isinstance(result, Exception):  # a receiver's bug runs on every denial: limited too
+            log_unexpected(f"connection_denied receiver {receiver!r} failed", result)
+
+
+class ErrorLogLimiter:
+    """One traceback per kind of error per ``interval`` seconds; the repeats are counted and
+    summarised in one line when the interval ends."""
+
+    def __init__(self, interval: float = 60.0) -> None:
+        self.interval = interval
+        self._lock = threading.Lock()
+        self._first: dict[str, float] = {}  # kind -> when its traceback was logged
+        self._held: Counter[str] = Counter()
+        self._messages: dict[str, str] = {}
+
+    def admit(self, kind: str, message: str, now: float | None = None) -> bool:
+        """Whether this error's traceback may be logged now (else it is counted)."""
+        now = time.monotonic() if now is None else now
+        with self._lock:
+            self._flush_locked(now)
+            if kind not in self._first:
+                self._first[kind] = now
+                self._messages[kind] = message
+                return True
+            self._held[kind] += 1
+            schedule = self._held[kind] == 1
+        if schedule:
+            self._schedule_summary()
+        return False
+
+    def reset(self) -> None:
+        """Forget every kind (tests)."""
+        with self._lock:
+            self._first.clear()
+            self._held.clear()
+            self._messages.clear()
+
+    def _schedule_summary(self) -> None:
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # no loop (a sync caller): the next error flushes it
+            return
+        loop.call_later(self.interval, self.flush)
+
+    def flush(self) -> None:
+        with self._lock:
+            self._flush_locked(time.monotonic())
+
+    def _flush_locked(self, now: float) -> None:
+        for kind, first in list(self._first.items()):
+            if now - first < self.interval:
+                continue
+            held = self._held.pop(kind, 0)
+            message = self._messages.pop(kind)
+            del self._first[kind]
+            if held:
+                logger.error("%s: %d more of the same error (%s) in the last %.0f s, not logged one by one", message, held, kind, self.interval)
+
+
+error_limiter = ErrorLogLimiter()
+
+
+def error_kind(exc: BaseException) -> str:
+    """An error's kind: its type and the place it was raised (the innermost frame of its traceback)."""
+    kind = f"{type(exc).__module__}.{type(exc).__qualname__}"
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    return f"{kind} at {tb.tb_frame.f_code.co_filename}:{tb.tb_lineno}" if tb is not None else kind
+
+
+def log_unexpected(message: str, exc: BaseException) -> None:
+    """Log an unexpected error at ERROR: with its traceback the first time of its kind in a
+    minute, counted after that (see the module docstring)."""
+    if wsreject_settings.LOG_RATE is None or error_limiter.admit(error_kind(exc), message):
+        logger.error(message, exc_info=exc)
+
+
+#: What a test that keeps its data in an uncommitted transaction is told (``uncommitted_test_data``).
+UNCOMMITTED_TEST_DATA = (
+    "in a test, the database is locked by the test's own transaction, which wsreject's worker threads "
+    "cannot see into: use the transactional_db fixture or @pytest.mark.django_db(transaction=True) "
+    "(Django's TransactionTestCase), not db (TestCase)"
+)
+_SQLITE_LOCKED = ("database table is locked", "database is locked")
+
+
+def uncommitted_test_data(exc: BaseException) -> bool:
+    """Whether ``exc`` is what a ``db`` test (data in a transaction that is never committed) gets when
+    wsreject reads the database from another thread: SQLite's "table is locked", under Django's test
+    environment (``setup_test_environment``, which pytest-django and Django's runner call)."""
+    from django.core import mail
+    from django.db import OperationalError
+
+    if not hasattr(mail, "outbox"):  # set by setup_test_environment only
+        return False
+    current: BaseException | None = exc
+    for _ in range(10):
+        if current is None:
+            return False
+        if isinstance(current, OperationalError) and any(text in str(current) for text in _SQLITE_LOCKED):
+            return True
+        current = current.__cause__ or current.__context__
+    return False
 
 
 _warned: dict[str, tuple[float, int]] = {}

@@ -23,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import math
+import re
 import time
 from typing import Any
 
@@ -36,20 +37,29 @@ from .offload import NeedsIO, once
 from .permissions import BasePermission
 from .scope import Scope, header_values
 
-_UNITS = {"s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "hour": 3600}
+#: Period units: wsreject's short ones and Django REST framework's spellings (``"10/minute"``,
+#: ``"1/day"``), singular or plural.
+_UNITS = {
+    **dict.fromkeys(("s", "sec", "secs", "second", "seconds"), 1),
+    **dict.fromkeys(("m", "min", "mins", "minute", "minutes"), 60),
+    **dict.fromkeys(("h", "hr", "hour", "hours"), 3600),
+    **dict.fromkeys(("d", "day", "days"), 86400),
+}
+_RATE = re.compile(r"^\s*(?P<count>\d+)\s*/\s*(?P<number>\d+(?:\.\d+)?)?\s*(?P<unit>[a-z]+)?\s*\Z", re.ASCII)
+_RATE_HELP = "expected 'count/period' such as '3/60s', '10/min', '10/minute', '100/hour' or '1/day'"
 
 
 def parse_rate(rate: str) -> tuple[int, float]:
-    """``"3/60s"``, ``"10/min"``, ``"100/h"`` as ``(count, seconds)``."""
-    try:
-        count, per = rate.split("/")
-        if not per.strip():
-            raise ValueError(rate)
-        number = "".join(ch for ch in per if ch.isdigit() or ch == ".")
-        unit = per[len(number) :].strip() or "s"
-        limit, period = int(count), float(number or 1) * _UNITS[unit]
-    except (ValueError, KeyError, AttributeError):
-        raise ValueError(f"invalid rate {rate!r}; expected e.g. '3/60s' or '10/min'") from None
+    """``"3/60s"``, ``"10/min"``, ``"10/minute"``, ``"100/h"``, ``"1/day"`` as ``(count, seconds)``.
+
+    The period is an optional number and a unit: ``s``/``sec``/``second``,
+    ``m``/``min``/``minute``, ``h``/``hour``, ``d``/``day`` (plurals too); no unit
+    means seconds. Anything else is a ``ValueError`` that says what is expected.
+    """
+    match = _RATE.match(rate) if isinstance(rate, str) else None
+    if match is None or (match["number"] is None and match["unit"] is None) or (match["unit"] or "s") not in _UNITS:
+        raise ValueError(f"invalid rate {rate!r}; {_RATE_HELP}")
+    limit, period = int(match["count"]), float(match["number"] or 1) * _UNITS[match["unit"] or "s"]
     if limit < 1 or period <= 0:
         raise ValueError(f"invalid rate {rate!r}; expected a positive count and period")
     return limit, period
@@ -84,7 +94,8 @@ def endpoint_name(consumer: Any) -> str:
 
 
 class Throttle(BasePermission):
-    """At most ``rate`` handshakes per client per endpoint: ``"3/60s"``, ``"10/min"``.
+    """At most ``rate`` handshakes per client per endpoint: ``"3/60s"``, ``"10/min"``,
+    ``"10/minute"``, ``"1/day"`` (DRF's spellings are understood too).
 
     ``scope`` names the budget instead of the endpoint (several endpoints can
     share one); ``cache`` overrides ``WSREJECT["THROTTLE_CACHE"]``.

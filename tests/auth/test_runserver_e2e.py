@@ -179,6 +179,7 @@ def test_ticket_opens_once(runserver, alice_jwt):
     again = run(ws_connect(runserver.url(f"/ws/private/?ticket={ticket}"), timeout=20))
     assert isinstance(again, Denied)
     assert (again.status_code, again.json()) == (401, {"detail": INVALID_TICKET})
+    assert again.header("www-authenticate") == f'Bearer error="invalid_token", error_description="{INVALID_TICKET}"'
 
     lines.expect((401, "/ws/private/", INVALID_TICKET))
     assert ticket not in runserver.log(), "runserver logs paths, never query strings"

@@ -33,7 +33,7 @@ from tests.support.services import REDIS_URL, redis_unreachable, require
 from tests.support.wsclient import Accepted, Denied, ws_connect
 from wsreject.access.denial_log import denial_log
 
-from .support import INVALID_TICKET, assert_401, connect, denial, get_user, greeting
+from .support import INVALID_TICKET, assert_401, connect, denial, get_user, greeting, invalid_token
 
 TICKET = re.compile(r"^wst_[A-Za-z0-9_-]{43}$")
 PASSWORD = "ticket-test-password"
@@ -162,7 +162,7 @@ async def test_a_ticket_opens_private_once(users):
     ticket = await aticket_for("alice")
     assert await greeting(with_ticket("/ws/private/", ticket)) == {"user": "alice"}
     result = await denial(with_ticket("/ws/private/", ticket))
-    assert_401(result, INVALID_TICKET, "Bearer")
+    assert_401(result, INVALID_TICKET, invalid_token(INVALID_TICKET))
 
 
 async def test_a_ticket_opens_a_room_with_the_users_permissions(users):
@@ -190,7 +190,8 @@ async def test_a_ticket_in_close_code_mode(users):
     ids=["unknown", "empty", "too-long", "no-prefix"],
 )
 async def test_made_up_tickets(users, query, detail):
-    assert_401(await denial(f"/ws/private/?{query}"), detail, "Bearer")
+    challenge = invalid_token(detail) if detail == INVALID_TICKET else "Bearer"  # a refused ticket, or no credential
+    assert_401(await denial(f"/ws/private/?{query}"), detail, challenge)
 
 
 async def test_two_tickets_in_one_query_are_none(users):
@@ -225,7 +226,7 @@ async def test_concurrent_handshakes_with_one_ticket_exactly_one_wins(users, tic
         accepted = [(c, r) for c, r in results if r.accepted]
         denied = [r for _, r in results if not r.accepted]
         assert len(accepted) == 1, f"round {round_}: {len(accepted)} accepted"
-        assert_401(denied[0], INVALID_TICKET, "Bearer")
+        assert_401(denied[0], INVALID_TICKET, invalid_token(INVALID_TICKET))
         communicator = accepted[0][0]
         assert json.loads(await communicator.receive_from(timeout=10)) == {"user": "alice"}
         await communicator.send_input({"type": "websocket.disconnect", "code": 1000})
@@ -242,7 +243,7 @@ async def test_an_expired_ticket_is_refused(users, settings, ticket_cache):
     while time.time() <= issued_by + 1.05:  # poll the clock until it is past the expiry
         assert time.monotonic() < deadline
         await asyncio.sleep(0.05)
-    assert_401(await denial(with_ticket("/ws/private/", ticket)), INVALID_TICKET, "Bearer")
+    assert_401(await denial(with_ticket("/ws/private/", ticket)), INVALID_TICKET, invalid_token(INVALID_TICKET))
 
 
 async def test_ticket_ttl_comes_from_the_settings(users, settings):
@@ -262,8 +263,8 @@ async def test_a_ticket_is_bound_to_the_origin_that_asked(users):
 
     # Other origins (all allowed by the demo's ALLOWED_HOSTS) and none at all are refused.
     for other in ("http://localhost:8000", "http://testserver:8080", "https://testserver"):
-        assert_401(await denial(with_ticket("/ws/private/", await bound()), origin(other)), INVALID_TICKET, "Bearer")
-    assert_401(await denial(with_ticket("/ws/private/", await bound())), INVALID_TICKET, "Bearer")
+        assert_401(await denial(with_ticket("/ws/private/", await bound()), origin(other)), INVALID_TICKET, invalid_token(INVALID_TICKET))
+    assert_401(await denial(with_ticket("/ws/private/", await bound())), INVALID_TICKET, invalid_token(INVALID_TICKET))
     two_origins = origin(ORIGIN) + origin(ORIGIN)
     result = await denial(with_ticket("/ws/private/", await bound()), two_origins)
     assert result.status_code in (401, 403)
@@ -281,7 +282,7 @@ async def test_a_ticket_bound_to_a_path(users):
 
     assert await greeting(with_ticket("/ws/staff/", await bound("/ws/staff/"))) == {"user": "carol"}
     for other in ("/ws/private/", "/ws//staff/"):
-        assert_401(await denial(with_ticket(other, await bound("/ws/staff/"))), INVALID_TICKET, "Bearer")
+        assert_401(await denial(with_ticket(other, await bound("/ws/staff/"))), INVALID_TICKET, invalid_token(INVALID_TICKET))
     result = await denial(with_ticket("/ws/browser/staff/", await bound("/ws/staff/")), close_code=True)
     assert (result.denial_mode, result.close_code, result.reason) == ("close_code", 4401, INVALID_TICKET)
     # An unbound ticket opens any endpoint its user may open.
@@ -302,7 +303,7 @@ async def test_a_ticket_wins_over_other_credentials_in_the_same_handshake(users)
     # A used ticket refuses; the valid token beside it does not rescue the handshake.
     ticket = await aticket_for("alice")
     await greeting(with_ticket("/ws/private/", ticket))
-    assert_401(await denial(with_ticket("/ws/private/", ticket), bob), INVALID_TICKET, "Bearer")
+    assert_401(await denial(with_ticket("/ws/private/", ticket), bob), INVALID_TICKET, invalid_token(INVALID_TICKET))
 
 
 async def test_a_ticket_of_a_user_deactivated_or_deleted_since(users):
@@ -315,11 +316,11 @@ async def test_a_ticket_of_a_user_deactivated_or_deleted_since(users):
     ticket = await aticket_for("alice")
     await greeting(with_ticket("/ws/private/", await aticket_for("alice")))  # alice is in the user cache now
     await deactivate("alice")
-    assert_401(await denial(with_ticket("/ws/private/", ticket)), "Invalid credentials", "Bearer")
+    assert_401(await denial(with_ticket("/ws/private/", ticket)), "Invalid credentials", invalid_token("Invalid credentials"))
 
     ticket = await aticket_for("bob")
     await sync_to_async(lambda: get_user("bob").delete())()
-    assert_401(await denial(with_ticket("/ws/private/", ticket)), INVALID_TICKET, "Bearer")
+    assert_401(await denial(with_ticket("/ws/private/", ticket)), INVALID_TICKET, invalid_token(INVALID_TICKET))
 
 
 async def test_tickets_never_reach_the_logs(users, caplog):
@@ -399,7 +400,7 @@ async def test_session_view_ticket_opens_private_once(users, session_view):
     body = response.json()
     assert set(body) == {"ticket", "expires_in"} and TICKET.match(body["ticket"]) and body["expires_in"] == 30
     assert await greeting(with_ticket("/ws/private/", body["ticket"])) == {"user": "alice"}
-    assert_401(await denial(with_ticket("/ws/private/", body["ticket"])), INVALID_TICKET, "Bearer")
+    assert_401(await denial(with_ticket("/ws/private/", body["ticket"])), INVALID_TICKET, invalid_token(INVALID_TICKET))
 
 
 async def test_session_view_binds_origin_and_path(users, session_view):
@@ -415,9 +416,9 @@ async def test_session_view_binds_origin_and_path(users, session_view):
     for body in (as_json, as_form):
         assert await greeting(with_ticket("/ws/private/", await issue(**body))) == {"user": "alice"}
         result = await denial(with_ticket("/ws/rooms/lobby/", await issue(**body)))
-        assert_401(result, INVALID_TICKET, "Bearer")
+        assert_401(result, INVALID_TICKET, invalid_token(INVALID_TICKET))
     bound = await issue(headers={"Origin": ORIGIN})
-    assert_401(await denial(with_ticket("/ws/private/", bound), origin("http://localhost:8000")), INVALID_TICKET, "Bearer")
+    assert_401(await denial(with_ticket("/ws/private/", bound), origin("http://localhost:8000")), INVALID_TICKET, invalid_token(INVALID_TICKET))
     assert await greeting(with_ticket("/ws/private/", await issue(headers={"Origin": ORIGIN})), origin(ORIGIN)) == {"user": "alice"}
 
 

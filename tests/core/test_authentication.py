@@ -73,6 +73,8 @@ def kinds(headers, **extra):
     return [type(a).__name__ for a, _ in candidates(ws_scope(headers=headers, **extra), wsreject_settings.authenticators())]
 
 
+SESSION_KEY = b"k123" * 8  # the shape of Django's keys: 32 of [a-z0-9]
+
 CANDIDATE_CASES = {
     "nothing": ([], {}, []),
     "wsreject-token": ([(b"authorization", b"Bearer wsr_x")], {}, ["AccessTokenAuthenticator", "UnrecognisedBearer"]),
@@ -80,11 +82,12 @@ CANDIDATE_CASES = {
     "random-bearer": ([(b"authorization", b"Bearer abc")], {}, ["UnrecognisedBearer"]),
     "drf-token": ([(b"authorization", b"Token abc")], {}, ["DRFTokenAuthenticator"]),
     "basic": ([(b"authorization", b"Basic abc")], {}, []),
-    "session": ([(b"cookie", b"a=1; sessionid=k123")], {}, ["SessionAuthenticator"]),
-    "two-cookie-headers": ([(b"cookie", b"a=1"), (b"cookie", b"sessionid=k123")], {}, ["SessionAuthenticator"]),
+    "session": ([(b"cookie", b"a=1; sessionid=" + SESSION_KEY)], {}, ["SessionAuthenticator"]),
+    "two-cookie-headers": ([(b"cookie", b"a=1"), (b"cookie", b"sessionid=" + SESSION_KEY)], {}, ["SessionAuthenticator"]),
+    "not-a-session-key": ([(b"cookie", b"a=1; sessionid=k123")], {}, []),
     "empty-session-cookie": ([(b"cookie", b"sessionid=")], {}, []),
     "bearer-beats-cookie": ([(b"cookie", b"sessionid=k"), (b"authorization", b"Bearer wsr_x")], {}, ["AccessTokenAuthenticator", "UnrecognisedBearer"]),
-    "basic-keeps-cookie": ([(b"authorization", b"Basic abc"), (b"cookie", b"sessionid=k")], {}, ["SessionAuthenticator"]),
+    "basic-keeps-cookie": ([(b"authorization", b"Basic abc"), (b"cookie", b"sessionid=" + SESSION_KEY)], {}, ["SessionAuthenticator"]),
     "ticket": ([], {"query_string": b"ticket=wst_abc"}, ["TicketAuthenticator"]),
     "two-tickets": ([], {"query_string": b"ticket=wst_a&ticket=wst_b"}, []),
     "query-token-ignored": ([], {"query_string": b"token=wsr_abc&access_token=abc"}, []),
@@ -98,8 +101,9 @@ def test_candidates(headers, extra, expected):
 
 def test_session_cookie_name_setting_is_honoured(settings):
     settings.SESSION_COOKIE_NAME = "mysession"
-    found = candidates(ws_scope(headers=[(b"cookie", b"sessionid=a; mysession=b")]), [SessionAuthenticator()])
-    assert [credential for _, credential in found] == ["b"]
+    cookie = b"sessionid=" + b"a" * 32 + b"; mysession=" + b"b" * 32
+    found = candidates(ws_scope(headers=[(b"cookie", cookie)]), [SessionAuthenticator()])
+    assert [credential for _, credential in found] == ["b" * 32]
 
 
 # --- the middleware ----------------------------------------------------------------------------

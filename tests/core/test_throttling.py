@@ -21,6 +21,15 @@ VALID_RATES = {
     "2/sec": (2, 1.0),
     "7/1.5s": (7, 1.5),
     "3/60 s": (3, 60.0),
+    # Django REST framework's spellings (issue 18): the docs call the classes "written like DRF's".
+    "10/second": (10, 1.0),
+    "10/minute": (10, 60.0),
+    "100/hour": (100, 3600.0),
+    "1/day": (1, 86400.0),
+    "1/d": (1, 86400.0),
+    "5/minutes": (5, 60.0),
+    "2/3days": (2, 259200.0),
+    " 10 / minute ": (10, 60.0),
 }
 
 
@@ -30,12 +39,22 @@ def test_parse_rate_valid(rate, expected):
     assert (Throttle(rate).limit, Throttle(rate).period) == expected
 
 
-INVALID_RATES = ["", "3", "a/s", "0/s", "-1/s", "3/0s", "3/60x", "3/day", "3/60/s", "3.5/s", "3/1.2.3s", "3/S"]
+INVALID_RATES = [
+    "", "3", "a/s", "0/s", "-1/s", "3/0s", "3/60x", "3/60/s", "3.5/s", "3/1.2.3s", "3/S",
+    "3/", "3/ ", "/s", "3/month", "3/minutex", "3/m5", "3/-5s", "3/Minute", "3/1e3s", "\uff13/s", "3/day day",
+]
 
 
 @pytest.mark.parametrize("rate", INVALID_RATES, ids=lambda r: r or "empty")
 def test_parse_rate_invalid(rate):
-    with pytest.raises(ValueError, match="invalid rate"):
+    with pytest.raises(ValueError, match="invalid rate") as raised:
+        Throttle(rate)
+    assert repr(rate) in str(raised.value), "the error names the rate it refuses"
+
+
+@pytest.mark.parametrize("rate", [None, 10, b"10/min", ["10/min"]], ids=repr)
+def test_a_rate_that_is_not_a_string_is_a_clear_error(rate):
+    with pytest.raises(ValueError, match="expected 'count/period' such as"):
         Throttle(rate)
 
 

@@ -7,6 +7,7 @@ Either takes effect at the next handshake, in every process sharing the cache.
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -30,7 +31,7 @@ from .declared_perms import perm_names
 from .denial_log import recent_denials
 from .endpoints import Endpoint, project_endpoints
 from .forms import AccessRuleForm
-from .patterns import parse_endpoint
+from .patterns import EndpointPattern, parse_endpoint
 from .rules import Rule, load_rules
 from .tokens import is_legacy, new_secret
 from .versions import bump_rules
@@ -139,6 +140,11 @@ class AccessRuleAdmin(RuleAdminBase):
         """The recent denials of every process sharing the cache (read-only)."""
         return self._page(request, "admin/wsreject/denials.html", _("Recent WebSocket denials"), log=recent_denials())
 
+    def save_model(self, request: HttpRequest, obj: AccessRule, form: Any, change: bool) -> None:
+        super().save_model(request, obj, form, change)
+        for warning in coverage_warnings(obj.endpoint, project_endpoints()):
+            messages.warning(request, warning)
+
     def changeform_view(
         self,
         request: HttpRequest,
@@ -188,6 +194,75 @@ def rule_coverage(rule: Rule, endpoint: Endpoint) -> str | None:
     if "<" not in pattern.text and not pattern.prefix and endpoint.matches(pattern.text):
         return "some"
     return None
+
+
+def coverage_warnings(pattern_text: str, endpoints: Iterable[Endpoint]) -> list[str]:
+    """What the admin says about a saved path rule (not an error: the routing may change later):
+    that it matches no endpoint (with the nearest routes), or that it covers some mounts of a
+    consumer but not its others (with the route name that covers them all)."""
+    try:
+        pattern = parse_endpoint(pattern_text)
+    except ValueError:
+        return []
+    if pattern.route_name is not None:
+        return []  # the form refuses names the routing does not have
+    endpoints = tuple(endpoints)
+    probe = Rule(0, pattern_text, True, 0, "", 403, "")
+    coverage = [(endpoint, _covers(probe, pattern, endpoint)) for endpoint in endpoints]
+    covered = [endpoint for endpoint, covers in coverage if covers]
+    if not covered and all(covers is False for _endpoint, covers in coverage):
+        routes = [endpoint.route for endpoint in endpoints]
+        near = [route for route in routes if route.lower().rstrip("/") == pattern_text.lower().rstrip("/")]
+        near = near or difflib.get_close_matches(pattern_text, routes, n=1, cutoff=0.8)
+        return [
+            _("The rule “%(pattern)s” matches no WebSocket endpoint, so it changes nothing.%(near)s")
+            % {
+                "pattern": pattern_text,
+                "near": (_(" Did you mean %s?") % ", ".join(f"“{route}”" for route in near)) if near else "",
+            }
+        ]
+    unknown = {id(endpoint) for endpoint, covers in coverage if covers is None}
+    warnings: list[str] = []
+    consumers = {id(e.consumer_class): e.consumer_class for e in covered if e.consumer_class is not None}
+    for consumer in sorted(consumers.values(), key=lambda c: c.__qualname__):
+        mounts = [endpoint for endpoint in endpoints if endpoint.consumer_class is consumer]
+        missed = [endpoint for endpoint in mounts if endpoint not in covered]
+        if not missed or any(id(endpoint) in unknown for endpoint in missed):
+            continue
+        warnings.append(
+            _("The rule “%(pattern)s” covers %(consumer)s at %(covered)s but not at %(missed)s.%(suggestion)s")
+            % {
+                "pattern": pattern_text,
+                "consumer": consumer.__name__,
+                "covered": ", ".join(f"“{e.route}”" for e in mounts if e in covered),
+                "missed": ", ".join(f"“{e.route}”" for e in missed),
+                "suggestion": _mounts_suggestion(mounts),
+            }
+        )
+    return warnings
+
+
+def _mounts_suggestion(mounts: list[Endpoint]) -> str:
+    """How one rule can cover every mount of a consumer: the route name they share, if they do."""
+    names = sorted({endpoint.name for endpoint in mounts if endpoint.name})
+    if len(names) == 1 and all(endpoint.name == names[0] for endpoint in mounts):
+        return str(_(" The route name “%s” covers every mount.") % names[0])
+    if names:
+        return str(_(" Route names: %s.") % ", ".join(f"“{name}”" for name in names))
+    return str(_(" Add rules for the others, or name the route once in every mount."))
+
+
+def _covers(probe: Rule, pattern: EndpointPattern, endpoint: Endpoint) -> bool | None:
+    """Whether a path rule covers handshakes of ``endpoint``; None when only real paths could tell
+    (a pattern with parameters against a route with parameters)."""
+    if rule_coverage(probe, endpoint) is not None:
+        return True
+    if "<" in pattern.text and not pattern.prefix:
+        if "<" not in endpoint.route:
+            return pattern.matches(endpoint.route, endpoint.name)
+        mine, theirs = pattern.text.split("<", 1)[0], endpoint.route.split("<", 1)[0]
+        return None if mine.startswith(theirs) or theirs.startswith(mine) else False
+    return False
 
 
 def who_can_connect(endpoint: Endpoint, rules: Iterable[Rule]) -> Access:

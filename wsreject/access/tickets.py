@@ -79,9 +79,14 @@ def ticket_in_query(scope: Scope) -> str | None:
 
 
 class TicketAuthenticator(BaseAuthenticator):
-    """``?ticket=wst_...`` from :func:`issue_ticket`: single use, short-lived, bound to a user and origin."""
+    """``?ticket=wst_...`` from :func:`issue_ticket`: single use, short-lived, bound to a user and origin.
 
-    scheme = None
+    A ticket is a bearer credential (RFC 6750 §2.3, in the query): a used, expired,
+    unknown or misbound one is refused as any other bearer token is, with
+    ``WWW-Authenticate: Bearer error="invalid_token", error_description="..."``.
+    """
+
+    scheme = "Bearer"
 
     def get_credential(self, scope: Scope) -> str | None:
         return ticket_in_query(scope)

@@ -24,6 +24,11 @@ An authenticator looks at the handshake in two steps, in the spirit of DRF's
 ``authenticate_without_io(scope, credential)`` (optional)
     The same answer from process-local data only, on the event loop; raise
     :class:`~wsreject.offload.NeedsIO` when that is not enough (the default).
+
+``configuration_problems()`` (optional)
+    What the authenticator needs and the project lacks (an app in
+    ``INSTALLED_APPS``, a setting), as ``(problem, fix)`` pairs: ``manage.py
+    check`` reports each as ``wsreject.E030``, before a handshake can fail on it.
 """
 
 from __future__ import annotations
@@ -118,6 +123,10 @@ class BaseAuthenticator:
     def challenge(self, failure: AuthenticationFailed | None) -> str | None:
         """``WWW-Authenticate`` for a refusal of this authenticator's credential."""
         return bearer_challenge(self.scheme, failure) if self.scheme else None
+
+    def configuration_problems(self) -> list[tuple[str, str]]:
+        """``(problem, fix)`` for each thing this authenticator needs and the project lacks."""
+        return []
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"

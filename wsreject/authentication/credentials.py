@@ -43,6 +43,7 @@ from .base import (
     authorization,
     parse_authorization,
 )
+from .session_keys import plausible_session_key
 
 STATE_KEY = "wsreject.auth"
 
@@ -218,14 +219,18 @@ class CredentialsMiddleware:
 
 
 def session_key(scope: Scope) -> str | None:
-    """The session cookie's value, when the sessions app is installed."""
+    """The session cookie's value, when the sessions app is installed and the value can be a
+    session key at all (:mod:`~wsreject.authentication.session_keys`); else None: no session."""
     if "django.contrib.sessions" not in settings.INSTALLED_APPS:
         return None
     cookies = header_values(scope, b"cookie")
     if not cookies:
         return None
     parsed = parse_cookie("; ".join(value.decode("latin-1") for value in cookies))
-    return parsed.get(settings.SESSION_COOKIE_NAME) or None
+    value = parsed.get(settings.SESSION_COOKIE_NAME)
+    if not value or not plausible_session_key(value, settings.SESSION_ENGINE):
+        return None
+    return value
 
 
 def session_store(scope: Scope) -> Any:

@@ -13,11 +13,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.apps import apps
 from django.http import HttpRequest
 from django.http.cookie import parse_cookie
 from django.utils.module_loading import import_string
 from rest_framework import exceptions as drf_exceptions
-from rest_framework.authentication import BaseAuthentication, TokenAuthentication
+from rest_framework.authentication import BaseAuthentication, SessionAuthentication, TokenAuthentication
 from rest_framework.request import Request
 
 from ..scope import Scope, header_values
@@ -83,6 +84,31 @@ class DRFAuthenticator(BaseAuthenticator):
     def challenge(self, failure: AuthenticationFailed | None) -> str | None:
         header = self.authentication.authenticate_header(drf_request({"type": "websocket"}))
         return header or None
+
+    def configuration_problems(self) -> list[tuple[str, str]]:
+        """DRF's own classes need their apps: ``TokenAuthentication`` with DRF's ``Token`` model
+        ``rest_framework.authtoken``, ``SessionAuthentication`` Django's sessions."""
+        name = type(self.authentication).__name__
+        if (
+            isinstance(self.authentication, TokenAuthentication)
+            and getattr(self.authentication, "model", None) is None  # DRF's Token, not a model of the project's
+            and not apps.is_installed("rest_framework.authtoken")
+        ):
+            return [
+                (
+                    f"{name} looks tokens up in DRF's Token model, but 'rest_framework.authtoken' is not in "
+                    "INSTALLED_APPS: every 'Authorization: Token ...' handshake would fail with a server error.",
+                    "Add 'rest_framework.authtoken' to INSTALLED_APPS and run migrate.",
+                )
+            ]
+        if isinstance(self.authentication, SessionAuthentication) and not apps.is_installed("django.contrib.sessions"):
+            return [
+                (
+                    f"{name} reads Django's session, but 'django.contrib.sessions' is not in INSTALLED_APPS.",
+                    "Add 'django.contrib.sessions' to INSTALLED_APPS and run migrate.",
+                )
+            ]
+        return []
 
     def __repr__(self) -> str:
         return f"DRFAuthenticator({type(self.authentication).__name__})"

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import time
+from importlib import import_module
 from types import SimpleNamespace
 from typing import Any
 
+from django.apps import apps
 from django.conf import settings
 from django.contrib.auth import HASH_SESSION_KEY, get_user
 from django.utils.crypto import constant_time_compare
@@ -75,6 +77,23 @@ class SessionAuthenticator(BaseAuthenticator):
         return self.django_user(scope)
 
     authenticate_without_io = authenticate  # the caches raise NeedsIO when they cannot answer
+
+    def configuration_problems(self) -> list[tuple[str, str]]:
+        problems = []
+        if not apps.is_installed("django.contrib.sessions"):
+            problems.append(
+                (
+                    "SessionAuthenticator reads Django's session cookie, but 'django.contrib.sessions' is not in "
+                    "INSTALLED_APPS: no handshake is ever signed in by its session.",
+                    "Add 'django.contrib.sessions' to INSTALLED_APPS (and run migrate), or remove SessionAuthenticator "
+                    "from WSREJECT['AUTHENTICATORS'].",
+                )
+            )
+        try:
+            import_module(settings.SESSION_ENGINE)
+        except ImportError as exc:
+            problems.append((f"SESSION_ENGINE {settings.SESSION_ENGINE!r} cannot be imported: {exc}", "Fix SESSION_ENGINE."))
+        return problems
 
     def django_user(self, scope: Scope) -> Any:
         session = scope.get("session") or session_store(scope)

@@ -18,6 +18,9 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from django.contrib.auth import get_user_model
+from django.core.exceptions import FieldDoesNotExist
+from rest_framework_simplejwt import settings as jwt_settings
 from rest_framework_simplejwt.authentication import JWTAuthentication
 from rest_framework_simplejwt.exceptions import ExpiredTokenError, TokenError
 from rest_framework_simplejwt.settings import api_settings
@@ -78,6 +81,28 @@ class SimpleJWTAuthenticator(BaseAuthenticator):
         if user is None:
             raise AuthenticationFailed()
         return user
+
+    def configuration_problems(self) -> list[tuple[str, str]]:
+        """``SIMPLE_JWT``'s token classes import and its ``USER_ID_FIELD`` is a field of the user model."""
+        current = jwt_settings.api_settings  # SimpleJWT rebinds it when SIMPLE_JWT changes (tests)
+        try:
+            current.AUTH_TOKEN_CLASSES  # noqa: B018 - SimpleJWT imports them on first access
+        except ImportError as exc:
+            return [(f"SIMPLE_JWT['AUTH_TOKEN_CLASSES'] cannot be imported: {exc}", "Fix SIMPLE_JWT['AUTH_TOKEN_CLASSES'].")]
+        user_model, field = get_user_model(), current.USER_ID_FIELD
+        if "__" in field:  # a lookup through a relation: only a query can tell
+            return []
+        try:
+            user_model._meta.get_field(field)
+        except FieldDoesNotExist:
+            return [
+                (
+                    f"SIMPLE_JWT['USER_ID_FIELD'] is {field!r}, which is not a field of "
+                    f"{user_model._meta.label}: no token would ever find its user.",
+                    "Set SIMPLE_JWT['USER_ID_FIELD'] to a unique field of the user model (the default is 'id').",
+                )
+            ]
+        return []
 
     def authenticate_without_io(self, scope: Scope, credential: str) -> Any:
         if not self.uses_user_cache():
