@@ -26,8 +26,8 @@ and changes only what happens while the handshake is still undecided:
 * A non-ASCII ``Sec-WebSocket-Protocol`` is answered ``400`` before Daphne sees it.
 * After accept, ``websocket.close`` passes its ``reason`` on to the client, and
   ``websocket.disconnect`` carries the client's ``code`` and ``reason``.
-* No socket outlives its application: when it returns after accept without closing the
-  connection is closed with 1000, when it raises (or returns a value) with 1011.
+* No socket outlives its application: when it returns or raises after accept without
+  closing, the connection is closed with 1011 (as hypercorn does).
 
 Once the handshake has been answered, later messages from the application are dropped
 silently, exactly as Daphne drops messages for a connection that is gone.
@@ -439,13 +439,12 @@ class DenialWebSocketProtocol(WebSocketProtocol):
         undecided (Daphne would wait for its checker or the timeout), and close a
         connection it accepted and left open (Daphne leaves it open for good)."""
         if instance.cancelled():
-            how, failed = "was cancelled", True
+            how = "was cancelled"
         elif instance.exception() is not None:
-            how, failed = "raised", True  # Daphne's application checker logs the traceback
+            how = "raised"  # Daphne's application checker logs the traceback
         else:
-            result = instance.result()
-            how, failed = "returned", result is not None
-            if failed:
+            how, result = "returned", instance.result()
+            if result is not None:
                 logger.error("WebSocket %s: application should return None, returned %r", self.path_for_log(), result)
         if self.handshake_pending():
             denial = self.pending_denial
@@ -456,7 +455,9 @@ class DenialWebSocketProtocol(WebSocketProtocol):
                 self.answer_internal_error(f"application {how} before accepting or denying the handshake")
         elif self.state == self.STATE_OPEN:
             logger.debug("WebSocket %s: application %s with the connection open; closing it", self.path_for_log(), how)
-            self.sendCloseFrame(code=1011 if failed else 1000)
+            # Hypercorn's choice: the application did not say how the session ends, so
+            # the client is told it did not end normally (uvicorn drops the TCP: 1006).
+            self.sendCloseFrame(code=1011)
 
     def handle_exception(self, exception: BaseException) -> None:
         """Called by Daphne's application checker; must not raise into its loop."""
