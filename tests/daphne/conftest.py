@@ -39,6 +39,13 @@ def peer_server():
         yield server
 
 
+@pytest.fixture(scope="module")
+def stock_daphne_peer():
+    """Unmodified ``python -m daphne`` serving the same peer applications."""
+    with running_server("daphne-stock", "tests.daphne.peer_apps:application", ready="tcp") as server:
+        yield server
+
+
 class Reports:
     """What the applications of :mod:`tests.daphne.peer_apps` reported, by id."""
 

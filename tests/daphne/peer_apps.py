@@ -238,6 +238,20 @@ async def closure(scope, receive, send):
     report(scope, events)
 
 
+async def send_after_disconnect(scope, receive, send):
+    """hypercorn's test_closed_app_send_noop: once closed, ``send()`` does nothing."""
+    await receive()
+    await send({"type": "websocket.accept"})
+    await until_disconnect(receive)
+    try:
+        await send({"type": "websocket.accept"})
+        await send({"type": "websocket.send", "text": "late"})
+    except Exception as exc:
+        report(scope, {"raised": type(exc).__name__})
+        raise
+    report(scope, {"raised": None})
+
+
 async def return_after_accept(scope, receive, send):
     """Accept and return without closing: the server must close (1011)."""
     await receive()
