@@ -1,7 +1,7 @@
 """Daphne's WebSocket protocol, taught the ASGI *WebSocket Denial Response* extension.
 
 :class:`DenialWebSocketProtocol` subclasses :class:`daphne.ws_protocol.WebSocketProtocol`
-and changes only what happens while the handshake is still undecided:
+and changes what happens while the handshake is undecided, and how a connection ends:
 
 * ``websocket.http.response.start`` / ``.body`` are buffered (body capped at
   :attr:`~DenialWebSocketProtocol.max_denial_body_size`) and written as one HTTP/1.1
@@ -66,10 +66,10 @@ __all__ = ["DENIAL_EXTENSION", "DenialWebSocketProtocol", "InvalidDenial"]
 Headers = list[tuple[bytes, bytes]]
 Message = dict[str, Any]
 
-#: Close codes of RFC 6455 §7.4.1 (and IANA's 1012-1014) an endpoint may send, besides 1000.
 #: Largest denial body buffered by default (``--max-denial-body-size``).
 DEFAULT_MAX_DENIAL_BODY_SIZE = 1024 * 1024
 
+#: Close codes of RFC 6455 §7.4.1 (and IANA's 1012-1014) an endpoint may send, besides 1000.
 SERVER_CLOSE_CODES = frozenset({1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 1012, 1013, 1014})
 
 
