@@ -12,6 +12,7 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
+from tests.support.servers import running_server
 from tests.support.wsclient import build_request, raw_handshake_bytes
 
 pytestmark = pytest.mark.server
@@ -262,3 +263,15 @@ async def test_stock_daphne_ignores_denial_and_resets(stock_daphne):
     """The denial messages are ignored; autobahn's handshake timeout aborts (TCP reset)."""
     with pytest.raises(ConnectionResetError):
         await raw_handshake_bytes(*stock_daphne.address, "/deny")
+
+
+async def test_max_denial_body_size_option():
+    """``--max-denial-body-size``: a body over it is a 500 whose log names the option; one
+    within it goes out whole."""
+    extra_args = ["--max-denial-body-size", "18"]
+    with running_server("daphne-wsreject", "tests.daphne.apps:application", extra_args=extra_args, ready="tcp") as server:
+        response = await raw_handshake_bytes(*server.address, "/deny-multi-chunk")  # 18 bytes: fits
+        assert response.endswith(b"\r\n\r\nyou shall not pass")
+        assert await raw_handshake_bytes(*server.address, "/deny") == INTERNAL_ERROR  # 30 bytes
+        line = await asyncio.to_thread(server.wait_for_line, "WebSocket /deny: ", "exceeds 18 bytes")
+        assert "--max-denial-body-size" in line
