@@ -85,6 +85,28 @@ async def invalid_status_bool(send):
     await send(start(True))
 
 
+async def informational_101(send):
+    await send(start(101, [(b"upgrade", b"websocket")]))
+    await send(body())
+
+
+async def informational_100(send):
+    await send(start(100))
+    await send(body())
+
+
+async def accept_header_upgrade(send):
+    await send({"type": "websocket.accept", "headers": [(b"Upgrade", b"h2c")]})
+
+
+async def accept_header_crlf(send):
+    await send({"type": "websocket.accept", "headers": [(b"x-evil", b"a\r\nset-cookie: pwned=1")]})
+
+
+async def accept_header_sec_websocket_accept(send):
+    await send({"type": "websocket.accept", "headers": [(b"sec-websocket-accept", b"forged")]})
+
+
 async def header_with_crlf(send):
     await send(start(403, [(b"x-evil", b"a\r\nset-cookie: pwned=1")]))
 

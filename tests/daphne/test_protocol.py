@@ -12,6 +12,7 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
+from tests.support.servers import running_server
 from tests.support.wsclient import build_request, raw_handshake_bytes
 
 pytestmark = pytest.mark.server
@@ -88,6 +89,16 @@ DENY = (
             id="304-no-body",
         ),
         pytest.param(
+            "/deny-start-only-then-return",
+            b"HTTP/1.1 403 Forbidden\r\nserver: daphne\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
+            id="start-then-return-keeps-status",
+        ),
+        pytest.param(
+            "/second-start",
+            b"HTTP/1.1 403 Forbidden\r\nserver: daphne\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
+            id="second-start-refused-first-stands",
+        ),
+        pytest.param(
             "/close-before-accept",
             b"HTTP/1.1 403 Forbidden\r\ncontent-type: text/plain; charset=utf-8\r\n"
             b"server: daphne\r\ncontent-length: 9\r\nconnection: close\r\n\r\nForbidden",
@@ -102,7 +113,6 @@ async def test_denial_response_bytes(denial_server, path, expected):
 @pytest.mark.parametrize(
     ("path", "logged"),
     [
-        pytest.param("/deny-start-only-then-return", "application returned before", id="return-after-start"),
         pytest.param("/deny-start-then-raise", "application raised before", id="raise-after-start"),
         pytest.param("/raise-before-anything", "application raised before", id="raise-before-anything"),
         pytest.param("/return-before-anything", "application returned before", id="return-before-anything"),
@@ -114,12 +124,16 @@ async def test_denial_response_bytes(denial_server, path, expected):
         pytest.param("/header-name-with-lf", "invalid header name", id="header-name-trailing-lf"),
         pytest.param("/header-not-bytes", "must be bytes", id="header-str"),
         pytest.param("/header-not-pair", "not a [name, value] pair", id="header-not-pair"),
-        pytest.param("/second-start", "second websocket.http.response.start", id="second-start"),
         pytest.param("/accept-after-start", "websocket.accept after websocket.http.response.start", id="accept-after-start"),
         pytest.param("/send-after-start", "websocket.send after websocket.http.response.start", id="send-after-start"),
         pytest.param("/close-after-start", "websocket.close after websocket.http.response.start", id="close-after-start"),
         pytest.param("/body-before-start", "websocket.http.response.body without", id="body-before-start"),
-        pytest.param("/oversize-body", "exceeds 1048576 bytes", id="oversize-body"),
+        pytest.param("/oversize-body", "exceeds 1048576 bytes (the server's --max-denial-body-size)", id="oversize-body"),
+        pytest.param("/informational-101", "status 101: a 1xx is not a denial", id="status-101"),
+        pytest.param("/informational-100", "status 100: a 1xx is not a denial", id="status-100"),
+        pytest.param("/accept-header-upgrade", "may not set the 'Upgrade' header", id="accept-header-upgrade"),
+        pytest.param("/accept-header-crlf", "control character", id="accept-header-crlf"),
+        pytest.param("/accept-header-sec-websocket-accept", "may not set the 'sec-websocket-accept'", id="accept-header-swa"),
         pytest.param("/send-before-accept", "websocket.send before websocket.accept", id="send-before-accept"),
         pytest.param("/accept-unoffered-subprotocol", "'not-offered' was not offered", id="unoffered-subprotocol"),
     ],
@@ -165,7 +179,7 @@ async def test_invalid_handshake_refused_by_autobahn_is_well_formed(denial_serve
         pytest.param("/deny", 401, {"www-authenticate": 'Bearer realm="chat"'}, b'{"detail":"Not authenticated"}', id="401"),
         pytest.param("/deny-multi-chunk", 403, {"x-denied-by": "test"}, b"you shall not pass", id="multi-chunk"),
         pytest.param("/deny-204", 204, {"x-empty": "yes"}, b"", id="204"),
-        pytest.param("/second-start", 500, {}, b"Internal Server Error", id="malformed-500"),
+        pytest.param("/accept-after-start", 500, {}, b"Internal Server Error", id="malformed-500"),
         pytest.param("/slow", 503, {"content-type": "application/json"}, b'{"detail":"Connection check timed out"}', id="slow-503"),
     ],
 )
@@ -249,3 +263,15 @@ async def test_stock_daphne_ignores_denial_and_resets(stock_daphne):
     """The denial messages are ignored; autobahn's handshake timeout aborts (TCP reset)."""
     with pytest.raises(ConnectionResetError):
         await raw_handshake_bytes(*stock_daphne.address, "/deny")
+
+
+async def test_max_denial_body_size_option():
+    """``--max-denial-body-size``: a body over it is a 500 whose log names the option; one
+    within it goes out whole."""
+    extra_args = ["--max-denial-body-size", "18"]
+    with running_server("daphne-wsreject", "tests.daphne.apps:application", extra_args=extra_args, ready="tcp") as server:
+        response = await raw_handshake_bytes(*server.address, "/deny-multi-chunk")  # 18 bytes: fits
+        assert response.endswith(b"\r\n\r\nyou shall not pass")
+        assert await raw_handshake_bytes(*server.address, "/deny") == INTERNAL_ERROR  # 30 bytes
+        line = await asyncio.to_thread(server.wait_for_line, "WebSocket /deny: ", "exceeds 18 bytes")
+        assert "--max-denial-body-size" in line

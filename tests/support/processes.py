@@ -101,6 +101,11 @@ class Server:
             time.sleep(delay)
             delay = min(delay * 1.5, 0.05)
 
+    def open_connections(self) -> int | None:
+        """Connections to this server's port that its processes still hold open (None:
+        /proc cannot tell)."""
+        return open_connections(self.process.pid, self.port)
+
     def alive(self) -> bool:
         return self.process.poll() is None
 
@@ -227,6 +232,44 @@ def _listening_inodes(port: int) -> set[str]:
             if len(fields) > 9 and fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:  # 0A: LISTEN
                 inodes.add(fields[9])
     return inodes
+
+
+def _connection_inodes(port: int) -> set[str]:
+    """Inodes of the TCP sockets on local ``port`` that are not listening, from /proc/net."""
+    inodes: set[str] = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            rows = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for row in rows:
+            fields = row.split()
+            if len(fields) > 9 and fields[3] != "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:
+                inodes.add(fields[9])
+    inodes.discard("0")  # closed by its process, left to the kernel (FIN_WAIT, TIME_WAIT)
+    return inodes
+
+
+def open_connections(pgid: int, port: int) -> int | None:
+    """How many connections to ``port`` processes of group ``pgid`` still hold open
+    (socket file descriptors); None where /proc cannot tell."""
+    if not Path("/proc/net/tcp").exists():
+        return None
+    inodes = _connection_inodes(port)
+    held = set()
+    for pid in _group_members(pgid):
+        try:
+            fds = list(Path(f"/proc/{pid}/fd").iterdir())
+        except OSError:
+            continue
+        for fd in fds:
+            try:
+                target = os.readlink(fd)
+            except OSError:
+                continue
+            if target.startswith("socket:[") and target[len("socket:[") : -1] in inodes:
+                held.add(target)
+    return len(held)
 
 
 def _group_members(pgid: int) -> list[int]:

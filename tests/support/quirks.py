@@ -422,6 +422,15 @@ SERVER_QUIRKS: dict[str, list[Quirk]] = {
             "close, and logged; nothing of the exception is on the wire (scenario case 16 with the "
             "FastAPI reference, deliberate difference).",
         ),
+        Quirk(
+            "denial.informational-becomes-500-text-plain",
+            DAPHNE,
+            "daphne 4.2.3 + wsreject.daphne: a 1xx is not a denial (a proxy that trusts a 101 "
+            "switches the connection to tunnel mode), so the app's 1xx start is answered `500 "
+            "Internal Server Error`, text/plain; charset=utf-8 body `Internal Server Error`, "
+            "content-length, connection: close, and logged with the app's status (issue 25, "
+            "deliberate).",
+        ),
     ],
 }
 
@@ -553,6 +562,7 @@ REPLACEMENTS: dict[str, Transform] = {
     "denial.informational-dropped": lambda e, s: _no_response() if _is_informational(e) else None,
     "denial.informational-protocol-error": lambda e, s: _no_response() if _is_informational(e) else None,
     "denial.informational-becomes-500": lambda e, s: _own_response(500, b"", None) if _is_informational(e) else None,
+    "denial.informational-becomes-500-text-plain": lambda e, s: _uvicorn_500() if _is_informational(e) else None,
     "denial.repeated-header-kills-server": lambda e, s: (
         _no_response(server_dies=True) if e.denied and _repeats_a_header(e) else None
     ),
