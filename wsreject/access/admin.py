@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from django.contrib import admin, messages
 from django.contrib.auth import get_backends
@@ -31,7 +31,7 @@ from .declared_perms import perm_names
 from .denial_log import recent_denials
 from .endpoints import Endpoint, project_endpoints
 from .forms import AccessRuleForm
-from .holders import groups_passing, users_passing
+from .holders import Holders, groups_passing
 from .patterns import parse_endpoint
 from .rules import Rule, load_rules
 from .tokens import is_legacy, new_secret
@@ -138,7 +138,8 @@ class AccessRuleAdmin(RuleAdminBase):
         """Per endpoint: what it requires, which groups and how many users can connect, the first users."""
         search = search_term(request)
         rules = load_rules()
-        rows = [who_can_connect(endpoint, rules, search) for endpoint in project_endpoints()]
+        memo: dict[Any, tuple[int, list[Any]]] = {}
+        rows = [who_can_connect(endpoint, rules, search, memo=memo) for endpoint in project_endpoints()]
         return self._page(request, "admin/wsreject/endpoints.html", _("Who can connect"), rows=rows, search=search)
 
     def endpoint_users_view(self, request: HttpRequest, index: int) -> TemplateResponse:
@@ -148,8 +149,8 @@ class AccessRuleAdmin(RuleAdminBase):
             raise Http404("No such endpoint")
         search = search_term(request)
         access = who_can_connect(endpoints[index], load_rules(), search, limit=0)
-        users = users_passing(access.perms, access.group_sets, search) if access.listed else None
-        page = Paginator(users, USERS_PER_PAGE).get_page(request.GET.get("page")) if users is not None else None
+        users = Holders(access.perms, access.group_sets, search) if access.listed else None
+        page = Paginator(cast(Any, users), USERS_PER_PAGE).get_page(request.GET.get("page")) if users is not None else None
         title = _("Who can connect to %s") % access.endpoint.route
         return self._page(
             request, "admin/wsreject/endpoint_users.html", title, row=access, page=page, search=search, index=index
@@ -213,17 +214,25 @@ def rule_coverage(rule: Rule, endpoint: Endpoint) -> str | None:
     return None
 
 
-def who_can_connect(endpoint: Endpoint, rules: Iterable[Rule], search: str = "", limit: int = USERS_PER_ROW) -> Access:
+def who_can_connect(
+    endpoint: Endpoint,
+    rules: Iterable[Rule],
+    search: str = "",
+    limit: int = USERS_PER_ROW,
+    memo: dict[Any, tuple[int, list[Any]]] | None = None,
+) -> Access:
     """Who passes the consumer's declared checks and the rules covering all of ``endpoint``.
 
     Users and groups are found through Django's permission tables (superusers
     included, inactive users never; :mod:`~wsreject.access.holders`): the count,
-    and the first ``limit`` users whose username contains ``search``. Checks
+    and the first ``limit`` users whose username contains ``search`` (``memo``
+    shares the answer between endpoints with the same requirements). Checks
     written as code (permission classes, object permissions, other auth backends)
     are listed for the reader, not evaluated.
     """
     consumer = endpoint.consumer_class
     access = Access(endpoint)
+    memo = {} if memo is None else memo
     perms = set(perm_names(getattr(consumer, "permission_required", None)))
     login = bool(getattr(consumer, "login_required", False))
     for permission in getattr(consumer, "permission_classes", None) or ():
@@ -261,9 +270,11 @@ def who_can_connect(endpoint: Endpoint, rules: Iterable[Rule], search: str = "",
     access.perms, access.group_sets, access.listed = perms, group_sets, True
     if not limit:
         return access
-    users = users_passing(perms, group_sets, search)
-    access.user_count = users.count()
-    access.users = list(users[:limit])
+    key = (frozenset(perms), frozenset(frozenset(ids) for ids in group_sets), search, limit)
+    if key not in memo:  # endpoints requiring the same (often: every signed-in user) share the queries
+        holders = Holders(perms, group_sets, search)
+        memo[key] = (holders.count(), holders[:limit])
+    access.user_count, access.users = memo[key]
     if perms or group_sets:
         access.groups = groups_passing(perms, group_sets)
     return access
