@@ -28,7 +28,8 @@ from django.utils.translation import ngettext
 
 from ..models import AccessRule, AccessToken
 from .declared_perms import perm_names
-from .denial_log import recent_denials
+from .denial_chart import denials_chart
+from .denial_log import denials_per_minute, recent_denials
 from .endpoints import Endpoint, project_endpoints
 from .forms import AccessRuleForm
 from .holders import Holders, groups_passing
@@ -158,7 +159,11 @@ class AccessRuleAdmin(RuleAdminBase):
 
     def denials_view(self, request: HttpRequest) -> TemplateResponse:
         """The recent denials of every process sharing the cache (read-only)."""
-        return self._page(request, "admin/wsreject/denials.html", _("Recent WebSocket denials"), log=recent_denials())
+        first_minute, series = denials_per_minute()
+        chart = denials_chart(first_minute, series)
+        return self._page(
+            request, "admin/wsreject/denials.html", _("Recent WebSocket denials"), log=recent_denials(), chart=chart
+        )
 
     def changeform_view(
         self,
