@@ -27,6 +27,9 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from django.core.signals import setting_changed
+
+from .access.endpoints import Router, websocket_application
 from .handshake import current_handshake
 from .scope import Scope
 from .transport import Message, Receive, Send
@@ -69,16 +72,29 @@ class Observation:
     state: str = "deciding"  # "accepting" (accept sent), "open", "denied", "closed"
 
 
-def _routed_endpoint(scope: Scope) -> Any:
-    """The endpoint the handshake reaches, from what the scope carries (or None)."""
+def _routed_endpoint(scope: Scope, router: Any = None) -> Any:
+    """The endpoint the handshake reaches, from what the scope carries (or None).
+
+    Today: the endpoint the access rules resolved, else ``router`` (the project's
+    routing by default) on the scope's path.
+    """
     handshake = current_handshake(scope)
     if handshake is not None and handshake.endpoint is not None:
         return handshake.endpoint
-    routed = _project_router().resolve({**scope, "path_remaining": None})
+    routed = (router or _project_router()).resolve({**scope, "path_remaining": None})
     return routed.endpoint if routed is not None else None
 
 
 _router: Any = None
+
+
+def _asgi_application_changed(setting: str, **kwargs: Any) -> None:
+    global _router
+    if setting == "ASGI_APPLICATION":
+        _router = None
+
+
+setting_changed.connect(_asgi_application_changed, dispatch_uid="wsreject.metrics.router")
 
 
 def _project_router() -> Any:
@@ -88,19 +104,17 @@ def _project_router() -> Any:
         from django.conf import settings
         from django.utils.module_loading import import_string
 
-        from .access.endpoints import Router, websocket_application
-
         path = getattr(settings, "ASGI_APPLICATION", None)
         _router = Router(websocket_application(import_string(path)) if path else None)
     return _router
 
 
-def endpoint_label(scope: Scope) -> str:
+def endpoint_label(scope: Scope, router: Any = None) -> str:
     """The ``endpoint`` label: the route's name or pattern, ``UNMATCHED`` when there is none."""
     observation = scope.get(OBSERVATION_KEY)
     if isinstance(observation, Observation):
         return observation.endpoint
-    endpoint = _routed_endpoint(scope)
+    endpoint = _routed_endpoint(scope, router)
     if endpoint is None:
         return UNMATCHED
     return str(endpoint.name or endpoint.route)
@@ -129,12 +143,13 @@ class MetricsMiddleware:
 
     def __init__(self, inner: Any) -> None:
         self.inner = inner
+        self.router = Router(inner)  # the endpoints of what it wraps
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> Any:
         if scope["type"] != "websocket" or prometheus_client is None:
             return await self.inner(scope, receive, send)
         observation = Observation(time.perf_counter(), UNMATCHED)
-        observation.endpoint = endpoint_label(scope)
+        observation.endpoint = endpoint_label(scope, self.router)
         scope = dict(scope, **{OBSERVATION_KEY: observation})
 
         def confirm_accept() -> None:

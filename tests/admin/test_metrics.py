@@ -33,7 +33,7 @@ def demo(tmp_path_factory):
     multiproc = directory / "prometheus"
     multiproc.mkdir()
     data = prepare_demo(directory, {"PROMETHEUS_MULTIPROC_DIR": str(multiproc), "WSREJECT_LOG_LEVEL": "WARNING"})
-    with running_server("uvicorn-websockets", DEMO_APP, env=data.env, extra_args=["--workers", "2"]) as server:
+    with running_server("uvicorn-websockets", DEMO_APP, env=data.env, extra_args=["--workers", "2"], startup_timeout=90) as server:
         yield server, data.tokens, multiproc
 
 

@@ -10,6 +10,12 @@ process sees the denials of every process sharing the cache. Under a flood the
 cache gets one write per second per process: the ring holds the newest
 entries, the counts all of them. Nothing is written to the database; the
 ``wsreject`` logger's line per denial remains the complete record.
+
+For the admin's chart the same receiver counts denials per minute and status
+series (:data:`SERIES`, a bounded set); the flush adds those counts to shared
+minute buckets (``wsreject:denials:minute:<minute>:<series>``, atomic increments,
+expiring after two hours), which :func:`denials_per_minute` reads for every
+process. It also reports each denial to :func:`wsreject.metrics.observe_handshake`.
 """
 
 from __future__ import annotations
