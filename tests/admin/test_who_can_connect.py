@@ -10,6 +10,7 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group, Permission
 
+from wsreject.access import holders
 from wsreject.access.admin import USERS_PER_PAGE, USERS_PER_ROW
 from wsreject.access.endpoints import project_endpoints
 
@@ -80,7 +81,9 @@ def test_the_endpoint_pages_list_exactly_who_has_the_permission(admin_browser, p
     assert [user.get_username() for user in rooms.users] == truth[:USERS_PER_ROW]
 
 
-def test_search_narrows_the_same_answer(admin_browser, population):
+@pytest.mark.parametrize("max_ids", [1000, 5], ids=["few-matches", "many-matches"])
+def test_search_narrows_the_same_answer(admin_browser, population, monkeypatch, max_ids):
+    monkeypatch.setattr(holders, "MAX_SEARCHED_IDS", max_ids)  # over it: the username filter in SQL
     names, count = listed(admin_browser, "pop1")
     truth = expected(lambda user: user.has_perm(PERM) and "pop1" in user.get_username())
     assert names == truth and count == len(truth) > 0

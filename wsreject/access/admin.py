@@ -32,7 +32,7 @@ from .denial_chart import denials_chart
 from .denial_log import denials_per_minute, recent_denials
 from .endpoints import Endpoint, project_endpoints
 from .forms import AccessRuleForm
-from .holders import Holders, groups_passing
+from .holders import Holders, groups_passing, searched_ids
 from .patterns import parse_endpoint
 from .rules import Rule, load_rules
 from .tokens import is_legacy, new_secret
@@ -139,7 +139,7 @@ class AccessRuleAdmin(RuleAdminBase):
         """Per endpoint: what it requires, which groups and how many users can connect, the first users."""
         search = search_term(request)
         rules = load_rules()
-        memo: dict[Any, tuple[int, list[Any]]] = {}
+        memo: dict[Any, Any] = {}
         rows = [who_can_connect(endpoint, rules, search, memo=memo) for endpoint in project_endpoints()]
         return self._page(request, "admin/wsreject/endpoints.html", _("Who can connect"), rows=rows, search=search)
 
@@ -150,7 +150,7 @@ class AccessRuleAdmin(RuleAdminBase):
             raise Http404("No such endpoint")
         search = search_term(request)
         access = who_can_connect(endpoints[index], load_rules(), search, limit=0)
-        users = Holders(access.perms, access.group_sets, search) if access.listed else None
+        users = Holders(access.perms, access.group_sets, search, searched_ids(search)) if access.listed else None
         page = Paginator(cast(Any, users), USERS_PER_PAGE).get_page(request.GET.get("page")) if users is not None else None
         title = _("Who can connect to %s") % access.endpoint.route
         return self._page(
@@ -224,7 +224,7 @@ def who_can_connect(
     rules: Iterable[Rule],
     search: str = "",
     limit: int = USERS_PER_ROW,
-    memo: dict[Any, tuple[int, list[Any]]] | None = None,
+    memo: dict[Any, Any] | None = None,
 ) -> Access:
     """Who passes the consumer's declared checks and the rules covering all of ``endpoint``.
 
@@ -276,8 +276,10 @@ def who_can_connect(
     if not limit:
         return access
     key = (frozenset(perms), frozenset(frozenset(ids) for ids in group_sets), search, limit)
+    if search and "matching" not in memo:
+        memo["matching"] = searched_ids(search)  # one scan of usernames for the whole page
     if key not in memo:  # endpoints requiring the same (often: every signed-in user) share the queries
-        holders = Holders(perms, group_sets, search)
+        holders = Holders(perms, group_sets, search, memo.get("matching"))
         memo[key] = (holders.count(), holders[:limit])
     access.user_count, access.users = memo[key]
     if perms or group_sets:

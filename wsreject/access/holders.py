@@ -69,7 +69,11 @@ def _holders(perm_ids: list[int], group_ids: list[int], user_ref: Any, correlate
 
 
 def users_passing(
-    perms: Iterable[str], group_sets: Iterable[Iterable[int]], search: str = "", correlated: bool = True
+    perms: Iterable[str],
+    group_sets: Iterable[Iterable[int]],
+    search: str = "",
+    correlated: bool = True,
+    matching: list[Any] | None = None,
 ) -> QuerySet[Any]:
     """Active users holding every permission in ``perms`` and in one group of each of ``group_sets``.
 
@@ -84,28 +88,47 @@ def users_passing(
         users = users.filter(_holders(ids, granting_group_ids(ids), ref, correlated))
     for group_ids in group_sets:
         users = users.filter(_holders([], sorted(group_ids), ref, correlated))
-    if search:
+    if matching is not None:  # few usernames match the search: probe only those users
+        users = users.filter(pk__in=matching)
+    elif search:
         users = users.filter(**{f"{user_model.USERNAME_FIELD}__icontains": search})
     return users.order_by("pk")
+
+
+MAX_SEARCHED_IDS = 1000
+
+
+def searched_ids(search: str) -> list[Any] | None:
+    """The active users whose username contains ``search`` (one scan of the user table), or
+    None when more than ``MAX_SEARCHED_IDS`` match: a page computes it once for every query."""
+    if not search:
+        return None
+    user_model = get_user_model()
+    lookup = {f"{user_model.USERNAME_FIELD}__icontains": search, "is_active": True}
+    ids = list(user_model._default_manager.filter(**lookup).values_list("pk", flat=True)[: MAX_SEARCHED_IDS + 1])
+    return ids if len(ids) <= MAX_SEARCHED_IDS else None
 
 
 class Holders:
     """The users passing, sliceable and countable (what ``Paginator`` needs), each the cheap way."""
 
-    def __init__(self, perms: Iterable[str], group_sets: Iterable[Iterable[int]], search: str = "") -> None:
+    def __init__(
+        self, perms: Iterable[str], group_sets: Iterable[Iterable[int]], search: str = "", matching: list[Any] | None = None
+    ) -> None:
         self.perms, self.group_sets, self.search = sorted(set(perms)), [sorted(ids) for ids in group_sets], search
+        self.matching = matching  # searched_ids(search), when the caller has it
         self._count: int | None = None
 
     def count(self) -> int:
         if self._count is None:
-            self._count = users_passing(self.perms, self.group_sets, self.search, correlated=False).count()
+            self._count = users_passing(self.perms, self.group_sets, self.search, False, self.matching).count()
         return self._count
 
     def __len__(self) -> int:
         return self.count()
 
     def __getitem__(self, index: slice) -> list[Any]:
-        return list(users_passing(self.perms, self.group_sets, self.search)[index])
+        return list(users_passing(self.perms, self.group_sets, self.search, True, self.matching)[index])
 
 
 def groups_passing(perms: Iterable[str], group_sets: Iterable[Iterable[int]]) -> list[Group]:
