@@ -11,6 +11,7 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from django.conf import settings  # noqa: E402
 
 from project.routing import websocket_routes  # noqa: E402
+from wsreject.metrics import MetricsMiddleware  # noqa: E402
 from wsreject.middleware import DenialMiddlewareStack  # noqa: E402
 
 if settings.DEBUG:
@@ -21,6 +22,6 @@ if settings.DEBUG:
 application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
-        "websocket": DenialMiddlewareStack(URLRouter(websocket_routes)),
+        "websocket": MetricsMiddleware(DenialMiddlewareStack(URLRouter(websocket_routes))),
     }
 )

@@ -5,6 +5,7 @@ from rest_framework_simplejwt.views import TokenObtainPairView, TokenRefreshView
 
 from project.chat.views import index
 from wsreject.access.drf import WebSocketTicketView
+from wsreject.metrics import metrics_view
 
 urlpatterns = [
     path("", index, name="index"),
@@ -14,4 +15,5 @@ urlpatterns = [
     path("api/token/refresh/", TokenRefreshView.as_view(), name="token_refresh"),
     path("api/ws-ticket/", WebSocketTicketView.as_view(), name="ws_ticket"),
     path("admin/", admin.site.urls),
+    path("metrics", metrics_view, name="metrics"),
 ]

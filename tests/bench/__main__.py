@@ -17,7 +17,7 @@ from typing import Any
 
 from tests.support.servers import REPO_ROOT
 
-from . import chart, report
+from . import admin_scale, chart, report
 from .load import wrk_version
 from .peers import DAPHNE_FLAGS, PEERS, UVICORN_FLAGS
 from .provision import provision
@@ -54,6 +54,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--client-core", type=int, default=1, help="core the load generators are pinned to (1)")
     parser.add_argument("--no-pin", action="store_true", help="do not pin (machines with one core)")
     parser.add_argument("--out", type=Path, help=f"output directory (default {DEFAULT_OUT.relative_to(REPO_ROOT)}; smoke: a temporary one)")
+    parser.add_argument("--admin-scale", action="store_true", help="also render the admin's Who can connect with a handful and 100 000 users (tests.bench.admin_scale; smoke: 2000)")
     parser.add_argument("--label", default="unlabelled run", help="what kind of run this is, recorded in the results (e.g. 'quiet machine')")
     args = parser.parse_args(argv)
     smoke = args.smoke
@@ -179,6 +180,9 @@ def main(argv: list[str] | None = None) -> int:
         if report.update_readme(readme, report.readme_section(results, "docs/bench/chart.png")):
             written.append(readme)
     report.print_report(results)
+    if args.admin_scale:
+        admin_scale.main(["--out", str(out_dir), *(["--users", "2000", "--renders", "3"] if args.smoke else [])])
+        written += [out_dir / "admin_scale.json", out_dir / "admin_scale.md"]
     say("\nwritten: " + ", ".join(str(p) for p in written))
     broken = [
         f"{c.peer}/{c.scenario}: {p}" for c in runner.cells for p in c.problems

@@ -28,6 +28,7 @@ PAGES = [
     "permissions.md",
     "authentication.md",
     "admin.md",
+    "metrics.md",
     "testing.md",
     "servers.md",
     "browsers.md",

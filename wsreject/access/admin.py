@@ -10,15 +10,16 @@ from __future__ import annotations
 import difflib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from django.contrib import admin, messages
-from django.contrib.auth import get_user_model
+from django.contrib.auth import get_backends
 from django.contrib.auth.backends import ModelBackend
 from django.contrib.auth.models import Group
 from django.core.exceptions import PermissionDenied
-from django.db.models import Q, QuerySet
-from django.http import HttpRequest, HttpResponse
+from django.core.paginator import Paginator
+from django.db.models import QuerySet
+from django.http import Http404, HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path
 from django.utils import timezone
@@ -28,15 +29,19 @@ from django.utils.translation import ngettext
 
 from ..models import AccessRule, AccessToken
 from .declared_perms import perm_names
-from .denial_log import recent_denials
+from .denial_chart import denials_chart
+from .denial_log import denials_per_minute, recent_denials
 from .endpoints import Endpoint, project_endpoints
 from .forms import AccessRuleForm
+from .holders import Holders, groups_passing, searched_ids
 from .patterns import EndpointPattern, parse_endpoint
 from .rules import Rule, load_rules
 from .tokens import is_legacy, new_secret
 from .versions import bump_rules
 
-MAX_USERS_LISTED = 50
+USERS_PER_ROW = 10  # on "Who can connect"; the endpoint's own page lists them all, paginated
+USERS_PER_PAGE = 100
+MAX_SEARCH = 150
 
 StrOrPromise = str | Promise
 
@@ -117,6 +122,7 @@ class AccessRuleAdmin(RuleAdminBase):
         view = self.admin_site.admin_view
         return [
             path("endpoints/", view(self.endpoints_view), name="wsreject_accessrule_endpoints"),
+            path("endpoints/<int:index>/", view(self.endpoint_users_view), name="wsreject_accessrule_endpoint_users"),
             path("denials/", view(self.denials_view), name="wsreject_accessrule_denials"),
             *super().get_urls(),
         ]
@@ -131,14 +137,34 @@ class AccessRuleAdmin(RuleAdminBase):
         )
 
     def endpoints_view(self, request: HttpRequest) -> TemplateResponse:
-        """Per endpoint: what it requires and which users and groups can connect."""
+        """Per endpoint: what it requires, which groups and how many users can connect, the first users."""
+        search = search_term(request)
         rules = load_rules()
-        rows = [who_can_connect(endpoint, rules) for endpoint in project_endpoints()]
-        return self._page(request, "admin/wsreject/endpoints.html", _("Who can connect"), rows=rows)
+        memo: dict[Any, Any] = {}
+        rows = [who_can_connect(endpoint, rules, search, memo=memo) for endpoint in project_endpoints()]
+        return self._page(request, "admin/wsreject/endpoints.html", _("Who can connect"), rows=rows, search=search)
+
+    def endpoint_users_view(self, request: HttpRequest, index: int) -> TemplateResponse:
+        """Every user who can connect to one endpoint, searchable, a page at a time."""
+        endpoints = project_endpoints()
+        if index >= len(endpoints):
+            raise Http404("No such endpoint")
+        search = search_term(request)
+        access = who_can_connect(endpoints[index], load_rules(), search, limit=0)
+        users = Holders(access.perms, access.group_sets, search, searched_ids(search)) if access.listed else None
+        page = Paginator(cast(Any, users), USERS_PER_PAGE).get_page(request.GET.get("page")) if users is not None else None
+        title = _("Who can connect to %s") % access.endpoint.route
+        return self._page(
+            request, "admin/wsreject/endpoint_users.html", title, row=access, page=page, search=search, index=index
+        )
 
     def denials_view(self, request: HttpRequest) -> TemplateResponse:
         """The recent denials of every process sharing the cache (read-only)."""
-        return self._page(request, "admin/wsreject/denials.html", _("Recent WebSocket denials"), log=recent_denials())
+        first_minute, series = denials_per_minute()
+        chart = denials_chart(first_minute, series)
+        return self._page(
+            request, "admin/wsreject/denials.html", _("Recent WebSocket denials"), log=recent_denials(), chart=chart
+        )
 
     def save_model(self, request: HttpRequest, obj: AccessRule, form: Any, change: bool) -> None:
         super().save_model(request, obj, form, change)
@@ -173,6 +199,9 @@ class Access:
     user_count: int = 0
     groups: list[Group] = field(default_factory=list)
     in_code: list[StrOrPromise] = field(default_factory=list)  # checks only the code can answer
+    perms: set[str] = field(default_factory=set)  # every permission required (consumer and rules)
+    group_sets: list[frozenset[int]] = field(default_factory=list)  # one group of each, per rule
+    listed: bool = False  # whether users are listed (not "everyone", not "nobody")
 
 
 def stored_problem(rule: AccessRule) -> str | None:
@@ -265,22 +294,34 @@ def _covers(probe: Rule, pattern: EndpointPattern, endpoint: Endpoint) -> bool |
     return False
 
 
-def who_can_connect(endpoint: Endpoint, rules: Iterable[Rule]) -> Access:
+def who_can_connect(
+    endpoint: Endpoint,
+    rules: Iterable[Rule],
+    search: str = "",
+    limit: int = USERS_PER_ROW,
+    memo: dict[Any, Any] | None = None,
+) -> Access:
     """Who passes the consumer's declared checks and the rules covering all of ``endpoint``.
 
     Users and groups are found through Django's permission tables (superusers
-    included); checks written as code (permission classes, object permissions)
+    included, inactive users never; :mod:`~wsreject.access.holders`): the count,
+    and the first ``limit`` users whose username contains ``search`` (``memo``
+    shares the answer between endpoints with the same requirements). Checks
+    written as code (permission classes, object permissions, other auth backends)
     are listed for the reader, not evaluated.
     """
     consumer = endpoint.consumer_class
     access = Access(endpoint)
+    memo = {} if memo is None else memo
     perms = set(perm_names(getattr(consumer, "permission_required", None)))
     login = bool(getattr(consumer, "login_required", False))
     for permission in getattr(consumer, "permission_classes", None) or ():
         access.in_code.append(getattr(permission, "__name__", None) or repr(permission))
     if object_perms := perm_names(getattr(consumer, "object_permission_required", None)):
         access.in_code.append(_("object permissions %s") % ", ".join(object_perms))
-    group_sets = []
+    if perms and (backends := other_backends()):
+        access.in_code.append(_("permissions granted by %s") % ", ".join(backends))
+    group_sets: list[frozenset[int]] = []
     for rule in rules:
         if rule.problem() is not None:  # stored invalid: it refuses every handshake with 503
             access.rules.append((rule, "all"))
@@ -306,22 +347,29 @@ def who_can_connect(endpoint: Endpoint, rules: Iterable[Rule]) -> Access:
     if not (login or perms or group_sets or access.in_code):
         access.everyone = True
         return access
-    user_model = get_user_model()
-    users = user_model._default_manager.filter(is_active=True)
-    groups = Group.objects.all()
-    for perm in sorted(perms):
-        app_label, _dot, codename = perm.partition(".")
-        users = users.filter(pk__in=ModelBackend().with_perm(perm).values("pk"))
-        groups = groups.filter(permissions__content_type__app_label=app_label, permissions__codename=codename)
-    for group_ids in group_sets:
-        members = user_model._default_manager.filter(groups__in=group_ids).values("pk")
-        users = users.filter(Q(is_superuser=True) | Q(pk__in=members))
-        groups = groups.filter(pk__in=group_ids)
-    access.user_count = users.count()
-    access.users = list(users.order_by("pk")[:MAX_USERS_LISTED])
+    access.perms, access.group_sets, access.listed = perms, group_sets, True
+    if not limit:
+        return access
+    key = (frozenset(perms), frozenset(frozenset(ids) for ids in group_sets), search, limit)
+    if search and "matching" not in memo:
+        memo["matching"] = searched_ids(search)  # one scan of usernames for the whole page
+    if key not in memo:  # endpoints requiring the same (often: every signed-in user) share the queries
+        holders = Holders(perms, group_sets, search, memo.get("matching"))
+        memo[key] = (holders.count(), holders[:limit])
+    access.user_count, access.users = memo[key]
     if perms or group_sets:
-        access.groups = list(groups.distinct().order_by("name"))
+        access.groups = groups_passing(perms, group_sets)
     return access
+
+
+def search_term(request: HttpRequest) -> str:
+    """The page's username search, stripped and bounded."""
+    return str(request.GET.get("q", "")).strip()[:MAX_SEARCH]
+
+
+def other_backends() -> list[str]:
+    """Auth backends besides ModelBackend: they may grant permissions the tables do not show."""
+    return [type(backend).__name__ for backend in get_backends() if not isinstance(backend, ModelBackend)]
 
 
 def _group_names(group_ids: Iterable[int]) -> list[str]:

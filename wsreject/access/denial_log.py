@@ -10,6 +10,12 @@ process sees the denials of every process sharing the cache. Under a flood the
 cache gets one write per second per process: the ring holds the newest
 entries, the counts all of them. Nothing is written to the database; the
 ``wsreject`` logger's line per denial remains the complete record.
+
+For the admin's chart the same receiver counts denials per minute and status
+series (:data:`SERIES`, a bounded set); the flush adds those counts to shared
+minute buckets (``wsreject:denials:minute:<minute>:<series>``, atomic increments,
+expiring after two hours), which :func:`denials_per_minute` reads for every
+process. It also reports each denial to :func:`wsreject.metrics.observe_handshake`.
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ from typing import Any
 
 from ..conf import wsreject_settings
 from ..denial import DenialResponse, is_unavailable
+from ..metrics import DENIED, observe_handshake
 from ..scope import client_address, escape, known_user_id
 from ..signals import connection_denied
 from .versions import cache_failed, get_cache
@@ -90,19 +97,23 @@ class DenialLog:
             self.entries: deque[_Raw] = deque(maxlen=max(wsreject_settings.DENIAL_LOG_SIZE, 1))
             self.counts: dict[int, int] = {}
             self.total = 0
+            self.per_minute: dict[tuple[int, str], int] = {}  # not yet added to the cache's minute buckets
 
     def record(self, scope: dict[str, Any], response: DenialResponse, denial_mode: str) -> None:
         size = wsreject_settings.DENIAL_LOG_SIZE
         if size <= 0:
             return
         status = response.status_code
-        raw = (time.time(), scope.get("path", ""), status, response.detail, known_user_id(scope), scope.get("client"), denial_mode)
+        now = time.time()
+        raw = (now, scope.get("path", ""), status, response.detail, known_user_id(scope), scope.get("client"), denial_mode)
+        bucket = (int(now // 60), status_series(status))
         with self._lock:
             if self.entries.maxlen != size:
                 self.entries = deque(self.entries, maxlen=size)
             self.entries.append(raw)
             self.counts[status] = self.counts.get(status, 0) + 1
             self.total += 1
+            self.per_minute[bucket] = self.per_minute.get(bucket, 0) + 1
         pending = self._flush_loop
         if pending is None or pending.is_closed():
             self._schedule_flush()
@@ -133,6 +144,19 @@ class DenialLog:
             "total": total,
         }
 
+    def pending_minutes(self) -> dict[tuple[int, str], int]:
+        """This process's per-minute counts not yet in the cache."""
+        with self._lock:
+            return dict(self.per_minute)
+
+    def _keep_pending(self, pending: dict[tuple[int, str], int]) -> None:
+        """Put back counts the cache did not take (the next flush retries; older than the chart: dropped)."""
+        oldest = int(time.time() // 60) - CHART_MINUTES
+        with self._lock:
+            for bucket, count in pending.items():
+                if bucket[0] > oldest:
+                    self.per_minute[bucket] = self.per_minute.get(bucket, 0) + count
+
     def _schedule_flush(self) -> None:
         try:
             loop = asyncio.get_running_loop()
@@ -150,8 +174,12 @@ class DenialLog:
 
     def flush(self) -> None:
         """Copy the snapshot into the cache (from a worker thread); errors are logged."""
+        with self._lock:
+            pending, self.per_minute = self.per_minute, {}
         try:
             cache = get_cache()
+            add_to_minutes(cache, pending)
+            pending = {}
             snapshot = self.snapshot()
             key = f"wsreject:denials:{snapshot['process']}"
             cache.set(key, snapshot, timeout=SNAPSHOT_TIMEOUT)
@@ -162,10 +190,65 @@ class DenialLog:
                 index[snapshot["process"]] = now
                 cache.set(INDEX_KEY, index, timeout=SNAPSHOT_TIMEOUT)
         except Exception as exc:
+            self._keep_pending(pending)
             if is_unavailable(exc):  # a cache outage: said once a minute, like every cache failure
                 cache_failed(exc)
             else:
                 logger.exception("Could not copy recent denials to the cache")
+
+
+# --- denials per minute, for the chart --------------------------------------------------------------
+
+CHART_MINUTES = 60
+MINUTE_TIMEOUT = 2 * 3600
+#: The chart's series: these statuses each, every other status under its class. At most
+#: ``len(SERIES) * CHART_MINUTES`` live keys, whatever statuses a flood produces.
+NAMED_STATUSES = (400, 401, 403, 404, 429, 500, 503)
+SERIES = tuple(str(status) for status in NAMED_STATUSES) + ("other 4xx", "other 5xx", "other")
+
+
+def status_series(status: int) -> str:
+    """The chart series a denial status counts in (a bounded set)."""
+    if status in NAMED_STATUSES:
+        return str(status)
+    if 400 <= status < 600:
+        return f"other {status // 100}xx"
+    return "other"
+
+
+def minute_key(minute: int, series: str) -> str:
+    return f"wsreject:denials:minute:{minute}:{series.replace(' ', '-')}"
+
+
+def add_to_minutes(cache: Any, pending: dict[tuple[int, str], int]) -> None:
+    """Add this process's counts to the shared minute buckets (atomic increments)."""
+    for (minute, series), count in pending.items():
+        key = minute_key(minute, series)
+        cache.add(key, 0, timeout=MINUTE_TIMEOUT)
+        try:
+            cache.incr(key, count)
+        except ValueError:  # expired between add and incr
+            cache.set(key, count, timeout=MINUTE_TIMEOUT)
+
+
+def denials_per_minute(now: float | None = None) -> tuple[int, dict[str, list[int]]]:
+    """The last ``CHART_MINUTES`` minutes (oldest first) of every process: the first minute and,
+    per series with any denial, its counts. This process's unflushed counts are included."""
+    last = int((time.time() if now is None else now) // 60)
+    first = last - CHART_MINUTES + 1
+    keys = {minute_key(minute, series): (minute, series) for minute in range(first, last + 1) for series in SERIES}
+    counts: dict[tuple[int, str], int] = {}
+    try:
+        for key, value in get_cache().get_many(list(keys)).items():
+            counts[keys[key]] = int(value)
+    except Exception:
+        logger.exception("Could not read the denials per minute from the cache")
+    for bucket, value in denial_log.pending_minutes().items():
+        counts[bucket] = counts.get(bucket, 0) + value
+    series_counts = {
+        series: [counts.get((minute, series), 0) for minute in range(first, last + 1)] for series in SERIES
+    }
+    return first, {series: values for series, values in series_counts.items() if any(values)}
 
 
 denial_log = DenialLog()
@@ -173,6 +256,7 @@ denial_log = DenialLog()
 
 def _record(sender: Any, scope: dict[str, Any], response: DenialResponse, denial_mode: str, **kwargs: Any) -> None:
     denial_log.record(scope, response, denial_mode)
+    observe_handshake(scope, DENIED, response.status_code)
 
 
 def connect_denial_log() -> None:

@@ -1,0 +1,191 @@
+"""Prometheus metrics of WebSocket handshakes (optional: ``pip install "wsreject[metrics]"``).
+
+* ``wsreject_handshakes_total{endpoint, outcome, status}`` — every handshake decided:
+  ``outcome`` is ``accepted`` (``status`` ``101``) or ``denied`` (the denial's status).
+* ``wsreject_decision_seconds{endpoint, outcome}`` — from the handshake's arrival at
+  :class:`MetricsMiddleware` to its accept or its denial.
+* ``wsreject_open_connections{endpoint}`` — accepted connections not yet closed.
+
+``endpoint`` is the route's name, else its pattern (``/ws/rooms/<slug:name>/``),
+never the raw path: a path the routing does not know counts as ``UNMATCHED``, so
+random paths create no series. Every observation goes through
+:func:`observe_handshake`; the label comes from :func:`endpoint_label`, the one
+place that says where the endpoint is learned.
+
+Denials are counted by the denial log's ``connection_denied`` receiver
+(:mod:`wsreject.access.denial_log`); accepts, latency and open connections by
+:class:`MetricsMiddleware`, the outermost layer of the WebSocket stack. With
+several worker processes set ``PROMETHEUS_MULTIPROC_DIR`` as ``prometheus_client``
+documents: :func:`metrics_view` then aggregates every process's files.
+Without ``prometheus_client`` installed all of this does nothing.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from django.core.signals import setting_changed
+
+from .access.endpoints import Router, websocket_application
+from .handshake import current_handshake
+from .scope import Scope
+from .transport import Message, Receive, Send
+
+if TYPE_CHECKING:
+    from django.http import HttpRequest, HttpResponse
+
+prometheus_client: Any
+try:
+    import prometheus_client
+except ImportError:  # the optional extra is not installed
+    prometheus_client = None
+
+OBSERVATION_KEY = "wsreject.metrics"
+UNMATCHED = "(unmatched)"
+ACCEPTED, DENIED = "accepted", "denied"
+LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+if prometheus_client is not None:
+    HANDSHAKES = prometheus_client.Counter(
+        "wsreject_handshakes", "WebSocket handshakes decided, by endpoint, outcome and status.",
+        ["endpoint", "outcome", "status"],
+    )  # fmt: skip
+    DECISION_SECONDS = prometheus_client.Histogram(
+        "wsreject_decision_seconds", "Seconds from a handshake's arrival to its accept or denial.",
+        ["endpoint", "outcome"], buckets=LATENCY_BUCKETS,
+    )  # fmt: skip
+    OPEN_CONNECTIONS = prometheus_client.Gauge(
+        "wsreject_open_connections", "Accepted WebSocket connections not yet closed, by endpoint.",
+        ["endpoint"], multiprocess_mode="livesum",
+    )  # fmt: skip
+
+
+@dataclass
+class Observation:
+    """One handshake as :class:`MetricsMiddleware` sees it; the same object in every scope copy."""
+
+    start: float
+    endpoint: str
+    state: str = "deciding"  # "accepting" (accept sent), "open", "denied", "closed"
+
+
+def _routed_endpoint(scope: Scope, router: Any = None) -> Any:
+    """The endpoint the handshake reaches, from what the scope carries (or None).
+
+    Today: the endpoint the access rules resolved, else ``router`` (the project's
+    routing by default) on the scope's path.
+    """
+    handshake = current_handshake(scope)
+    if handshake is not None and handshake.endpoint is not None:
+        return handshake.endpoint
+    routed = (router or _project_router()).resolve({**scope, "path_remaining": None})
+    return routed.endpoint if routed is not None else None
+
+
+_router: Any = None
+
+
+def _asgi_application_changed(setting: str, **kwargs: Any) -> None:
+    global _router
+    if setting == "ASGI_APPLICATION":
+        _router = None
+
+
+setting_changed.connect(_asgi_application_changed, dispatch_uid="wsreject.metrics.router")
+
+
+def _project_router() -> Any:
+    """A :class:`~wsreject.access.endpoints.Router` over ``settings.ASGI_APPLICATION`` (built once)."""
+    global _router
+    if _router is None:
+        from django.conf import settings
+        from django.utils.module_loading import import_string
+
+        path = getattr(settings, "ASGI_APPLICATION", None)
+        _router = Router(websocket_application(import_string(path)) if path else None)
+    return _router
+
+
+def endpoint_label(scope: Scope, router: Any = None) -> str:
+    """The ``endpoint`` label: the route's name or pattern, ``UNMATCHED`` when there is none."""
+    observation = scope.get(OBSERVATION_KEY)
+    if isinstance(observation, Observation):
+        return observation.endpoint
+    endpoint = _routed_endpoint(scope, router)
+    if endpoint is None:
+        return UNMATCHED
+    return str(endpoint.name or endpoint.route)
+
+
+def observe_handshake(scope: Scope, outcome: str, status: int) -> None:
+    """Count one decided handshake (and its latency when :class:`MetricsMiddleware` timed it)."""
+    if prometheus_client is None:
+        return
+    observation = scope.get(OBSERVATION_KEY)
+    endpoint = endpoint_label(scope)
+    HANDSHAKES.labels(endpoint, outcome, str(status)).inc()
+    if isinstance(observation, Observation):
+        DECISION_SECONDS.labels(endpoint, outcome).observe(time.perf_counter() - observation.start)
+        if outcome == DENIED:
+            observation.state = "denied"
+
+
+class MetricsMiddleware:
+    """Outermost WebSocket layer: times each handshake, counts accepts and open connections.
+
+    An accept counts once the application reads its next message (or returns)
+    without the handshake having been denied: in close-code mode a denial is an
+    accept, a frame and a close, and the denial log reports it right after.
+    """
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.router = Router(inner)  # the endpoints of what it wraps
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> Any:
+        if scope["type"] != "websocket" or prometheus_client is None:
+            return await self.inner(scope, receive, send)
+        observation = Observation(time.perf_counter(), UNMATCHED)
+        observation.endpoint = endpoint_label(scope, self.router)
+        scope = dict(scope, **{OBSERVATION_KEY: observation})
+
+        def confirm_accept() -> None:
+            if observation.state == "accepting":
+                observation.state = "open"
+                observe_handshake(scope, ACCEPTED, 101)
+                OPEN_CONNECTIONS.labels(observation.endpoint).inc()
+
+        async def observed_send(message: Message) -> None:
+            if message["type"] == "websocket.accept" and observation.state == "deciding":
+                observation.state = "accepting"
+            await send(message)
+
+        async def observed_receive() -> Message:
+            confirm_accept()
+            return await receive()
+
+        try:
+            return await self.inner(scope, observed_receive, observed_send)
+        finally:
+            confirm_accept()
+            if observation.state == "open":
+                observation.state = "closed"
+                OPEN_CONNECTIONS.labels(observation.endpoint).dec()
+
+
+def metrics_view(request: HttpRequest) -> HttpResponse:
+    """The Prometheus text exposition: every process's values under ``PROMETHEUS_MULTIPROC_DIR``."""
+    from django.http import HttpResponse
+
+    if prometheus_client is None:
+        return HttpResponse("prometheus_client is not installed\n", status=501, content_type="text/plain")
+    from prometheus_client import multiprocess
+
+    registry: Any = prometheus_client.REGISTRY
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        registry = prometheus_client.CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+    return HttpResponse(prometheus_client.generate_latest(registry), content_type=prometheus_client.CONTENT_TYPE_LATEST)
