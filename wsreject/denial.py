@@ -191,9 +191,7 @@ class DenyHandshake(Exception):
         text = self.detail if isinstance(self.detail, str) else render_json(self.detail).decode()
         if not body_allowed(self.status_code):
             return DenialResponse(self.status_code, headers=self.headers, detail=text)
-        return DenialResponse(
-            self.status_code, headers=self.headers, body=self._body, detail=text, media_type="application/json"
-        )
+        return DenialResponse(self.status_code, headers=self.headers, body=self._body, detail=text, media_type="application/json")
 
 
 class DenyWithResponse(DenyHandshake):
@@ -250,9 +248,11 @@ def closed_transport(exc: BaseException) -> bool:
     """uvloop's ``RuntimeError`` for a write on a connection the peer already reset (where
     asyncio's own loop raises ``ConnectionError`` or nothing): a pooled Redis connection
     left over from an outage fails so on its first use after the server came back."""
-    return isinstance(exc, RuntimeError) and str(exc).startswith("unable to perform operation on") and str(
-        exc
-    ).endswith("the handler is closed")
+    return (
+        isinstance(exc, RuntimeError)
+        and str(exc).startswith("unable to perform operation on")
+        and str(exc).endswith("the handler is closed")
+    )
 
 
 def is_unavailable(exc: BaseException) -> bool:
@@ -269,9 +269,7 @@ def is_unavailable(exc: BaseException) -> bool:
 
 def unavailable() -> DenialResponse:
     """``503`` with ``Retry-After``: a dependency is down, come back soon."""
-    return DenyHandshake(
-        503, SERVICE_UNAVAILABLE, headers={"Retry-After": str(UNAVAILABLE_RETRY_AFTER)}
-    ).response()
+    return DenyHandshake(503, SERVICE_UNAVAILABLE, headers={"Retry-After": str(UNAVAILABLE_RETRY_AFTER)}).response()
 
 
 def default_exception_handler(exc: BaseException, scope: Scope) -> DenialResponse | None:

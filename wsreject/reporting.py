@@ -100,9 +100,7 @@ def record_denial(scope: Scope, response: DenialResponse, denial_mode: str) -> N
             client_address(scope),
             denial_mode,
         )
-    for receiver, result in connection_denied.send_robust(
-        sender=None, scope=scope, response=response, denial_mode=denial_mode
-    ):
+    for receiver, result in connection_denied.send_robust(sender=None, scope=scope, response=response, denial_mode=denial_mode):
         if isinstance(result, Exception):
             logger.error("connection_denied receiver %r failed", receiver, exc_info=result)
 

@@ -96,7 +96,15 @@ class DenialLog:
         if size <= 0:
             return
         status = response.status_code
-        raw = (time.time(), scope.get("path", ""), status, response.detail, known_user_id(scope), scope.get("client"), denial_mode)
+        raw = (
+            time.time(),
+            scope.get("path", ""),
+            status,
+            response.detail,
+            known_user_id(scope),
+            scope.get("client"),
+            denial_mode,
+        )
         with self._lock:
             if self.entries.maxlen != size:
                 self.entries = deque(self.entries, maxlen=size)

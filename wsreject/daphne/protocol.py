@@ -64,9 +64,7 @@ class InvalidDenial(ValueError):
     """The application broke the denial response extension's message sequence."""
 
 
-def render_response(
-    status: int, headers: Headers, body: bytes = b"", server_name: str = ""
-) -> bytes:
+def render_response(status: int, headers: Headers, body: bytes = b"", server_name: str = "") -> bytes:
     """Serialize one complete HTTP/1.1 response that ends the connection.
 
     The application's headers go out as given, except the framing headers
