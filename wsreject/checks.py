@@ -8,8 +8,8 @@ EXCEPTION_HANDLER, ``E009`` LOG_RATE, ``E015`` NUM_PROXIES.
 
 Stack: ``E010`` a deciding middleware outside a ``DenialMiddleware``,
 ``W011`` a permission middleware without credentials, ``W012`` Channels'
-``OriginValidator`` around the wsreject stack, ``W013`` a router the access
-rules cannot see into. Daphne: ``W010`` (app order), ``E014`` (runserver without
+``OriginValidator`` around the wsreject stack, ``E031`` a router the access
+rules cannot see into (``E031``: refused with 503). Daphne: ``W010`` (app order), ``E014`` (runserver without
 Daphne). The access side's checks (``W020``-``E027``) are in
 :mod:`wsreject.access.checks`.
 """
@@ -175,7 +175,7 @@ def _is_origin_validator(app: Any) -> bool:
 
 
 def check_asgi_stack(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
-    """Misplaced wsreject middleware, validators around the stack, routers rules cannot see into."""
+    """Misplaced wsreject middleware, validators around the stack, routers rules cannot see into (``E031``: refused with 503)."""
     path = getattr(settings, "ASGI_APPLICATION", None)
     if not path:
         return []
@@ -219,14 +219,15 @@ def check_asgi_stack(app_configs: Any = None, **kwargs: Any) -> list[CheckMessag
                     id="wsreject.W012",
                 )
             )
-    for router in opaque_routers(application):
+    for route, router in opaque_routers(application):
         errors.append(
-            Warning(
-                f"{type(router).__name__} in {path} routes paths but hides its routes (no 'inner', "
-                "'application' or 'app' attribute): access rules cannot tell which endpoint below it a "
-                "handshake reaches, and only prefix rules and route names above it apply.",
+            Error(
+                f"{type(router).__name__} at {route!r} in {path} routes paths but hides its routes (no 'inner', "
+                "'application' or 'app' attribute, nor one attribute leading to a router): wsreject cannot see "
+                "which endpoint below it a handshake reaches, so every handshake that reaches one is refused "
+                "with 503 (the rest of the site is unaffected).",
                 hint="Expose the wrapped application as 'inner', as Channels' middleware does.",
-                id="wsreject.W013",
+                id="wsreject.E031",
             )
         )
     return errors

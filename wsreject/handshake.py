@@ -228,3 +228,17 @@ async def _probe_receive() -> Message:
 
 async def _probe_send(message: Message) -> None:
     raise ProbeStop({}, None)
+
+
+async def probe_route(application: Any, path: str, root_path: str = "") -> RouteHit | None:
+    """Where ``application`` (instrumented: :mod:`wsreject.routes`) routes ``path``: run it on a
+    probe scope until the leaf recorder stops it; None when no route matches (or one cannot be seen)."""
+    handshake = ProbeHandshake(routing_only=True)
+    scope: Scope = {"type": "websocket", "path": path, "root_path": root_path, "headers": [], HANDSHAKE_KEY: handshake}
+    try:
+        await application(scope, handshake.receive, handshake.send)
+    except ProbeStop as stop:
+        return stop.hit
+    except Exception:
+        return None
+    return None

@@ -38,6 +38,7 @@ __all__ = [
     "consumer_class_of",
     "inner_of",
     "instrument",
+    "iter_opaque",
     "leaf_denial_mode",
     "routes_paths",
     "websocket_application",
@@ -311,19 +312,28 @@ class Routing:
             self.instrument()
         return self
 
-    def instrument(self) -> None:
+    def instrument(self, *, wrap: bool = True) -> None:
+        """Wrap every reachable route's callback (``wrap=False``: only describe the routing)."""
         routers: list[tuple[Any, Any, int]] = []
         opaque: list[tuple[str, Any]] = []
         names: set[str] = set()
         root = router_of(websocket_application(self.application))
         if root is not None:
-            self._walk(root, "/", routers, opaque, names, 0, set())
+            self._walk(root, "/", routers, opaque, names, 0, set(), wrap)
         self.routers, self.opaque, self.names = routers, opaque, frozenset(names)
         self.has_router = root is not None
         self.generation += 1
 
     def _walk(
-        self, router: Any, where: str, routers: list[Any], opaque: list[Any], names: set[str], depth: int, seen: set[int]
+        self,
+        router: Any,
+        where: str,
+        routers: list[Any],
+        opaque: list[Any],
+        names: set[str],
+        depth: int,
+        seen: set[int],
+        wrap: bool,
     ) -> None:
         if depth > MAX_DEPTH or id(router) in seen:
             return
@@ -340,14 +350,13 @@ class Routing:
             original = application_of(callback)
             text = where + _pattern_text(pattern)
             below = router_of(original)
-            if not isinstance(callback, RouteRecorder):
-                route.callback = RouteRecorder(
-                    route, original, leaf=below is None and not getattr(original, "_path_routing", False)
-                )
-            elif callback.leaf != (below is None and not getattr(original, "_path_routing", False)):
-                callback.leaf = not callback.leaf
+            leaf = below is None and not getattr(original, "_path_routing", False)
+            if wrap and not isinstance(callback, RouteRecorder):
+                route.callback = RouteRecorder(route, original, leaf=leaf)
+            elif isinstance(callback, RouteRecorder):
+                callback.leaf = leaf
             if below is not None:
-                self._walk(below, text, routers, opaque, names, depth + 1, seen)
+                self._walk(below, text, routers, opaque, names, depth + 1, seen, wrap)
             elif getattr(original, "_path_routing", False):
                 opaque.append((text, original))
 
@@ -361,4 +370,6 @@ def instrument(application: Any) -> Routing:
 
 def iter_opaque(application: Any) -> Iterator[tuple[str, Any]]:
     """The parts of ``application``'s routing that hide their routes: (route, callback)."""
-    yield from instrument(application).opaque
+    routing = Routing(application)
+    routing.instrument(wrap=False)
+    yield from routing.opaque

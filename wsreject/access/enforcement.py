@@ -9,28 +9,14 @@ from typing import Any
 from django.apps import apps
 
 from ..denial import DenyHandshake
-from ..handshake import Handshake, ProbeHandshake, ProbeStop, current_handshake
+from ..handshake import Handshake, current_handshake, probe_route
 from ..routes import RouteHit, Routing, routes_paths
 from ..scope import HANDSHAKE_KEY, Scope
 from ..transport import Receive, Send
 from .endpoints import project_endpoints
 from .rules import CompiledRule, RuleSet, acurrent_rules, broken_denial, decide
 
-__all__ = ["AccessRuleMiddleware", "probe_route"]
-
-
-async def probe_route(application: Any, path: str, root_path: str = "") -> RouteHit | None:
-    """Where ``application`` (already instrumented) routes ``path``: run it on a probe scope
-    until the leaf recorder stops it; None when no route matches (or one cannot be seen)."""
-    handshake = ProbeHandshake(routing_only=True)
-    scope: Scope = {"type": "websocket", "path": path, "root_path": root_path, "headers": [], HANDSHAKE_KEY: handshake}
-    try:
-        await application(scope, handshake.receive, handshake.send)
-    except ProbeStop as stop:
-        return stop.hit
-    except Exception:
-        return None
-    return None
+__all__ = ["AccessRuleMiddleware"]
 
 
 class AccessRuleMiddleware:
