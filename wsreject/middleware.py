@@ -22,6 +22,8 @@ import asyncio
 import logging
 from typing import Any
 
+from django.urls.exceptions import Resolver404
+
 from .access.enforcement import AccessRuleMiddleware
 from .authentication import CredentialsMiddleware
 from .conf import wsreject_settings
@@ -102,12 +104,18 @@ class DenialMiddleware(Wrapper):
             await handshake.fail(scope, exc)
 
     async def _nested(self, handshake: Handshake, scope: Scope, receive: Receive, send: Send) -> Any:
+        before = handshake.denial_mode, handshake.exception_handler
         if self.denial_mode is not None:
             handshake.denial_mode = self.denial_mode
         if self.exception_handler is not None:
             handshake.exception_handler = self.exception_handler
         try:
             await self.inner(scope, receive, send)
+        except Resolver404:
+            # A nested router found no route: the router above tries its next one, as with
+            # plain Channels, and this stack's settings no longer apply.
+            handshake.denial_mode, handshake.exception_handler = before
+            raise
         except Exception as exc:
             await handshake.fail(scope, exc)
 
