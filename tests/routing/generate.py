@@ -214,7 +214,9 @@ def build_routes(nodes: list[Node], wsreject: bool) -> list[Any]:
     routes = []
     for node in nodes:
         leaf = not node.children
-        target = leaf_app(node.leaf_id) if leaf else wrap(node.wrapper, URLRouter(build_routes(node.children, wsreject)), wsreject)
+        target = (
+            leaf_app(node.leaf_id) if leaf else wrap(node.wrapper, URLRouter(build_routes(node.children, wsreject)), wsreject)
+        )
         maker = re_path if node.pattern.uses_re else path
         routes.append(maker(node.pattern.route(leaf), target, name=node.name))
     return routes

@@ -37,7 +37,7 @@ from wsreject.access import enforcement
 from wsreject.access.rules import Rule, RuleSet, compile_rules
 from wsreject.decision import decide
 
-from .generate import Spec, build, canonical, mutate, spell, specs
+from .generate import Spec, build, canonical, mutate, specs, spell
 
 ON_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 EXAMPLES = int(os.environ.get("WSREJECT_ROUTING_EXAMPLES", "700" if ON_CI else "60"))
@@ -134,7 +134,9 @@ def rules(monkeypatch: pytest.MonkeyPatch) -> list[RuleSet]:
     return current
 
 
-def check_case(spec: Spec, plain: Any, guarded: Any, path: str, others: list[tuple[str, Truth, str | None]], rules: list[RuleSet], case: int) -> None:
+def check_case(
+    spec: Spec, plain: Any, guarded: Any, path: str, others: list[tuple[str, Truth, str | None]], rules: list[RuleSet], case: int
+) -> None:
     rules[0] = RuleSet("")
     truth = async_to_sync(plain_truth)(plain, path)
     decision = async_to_sync(decide)(scope_for(path), application=guarded)
@@ -165,7 +167,9 @@ def check_case(spec: Spec, plain: Any, guarded: Any, path: str, others: list[tup
             continue
         endpoints = [canonical(other_path)] + ([other_name] if other_name and other_name not in decision.endpoint.names else [])
         rules[0] = ruleset(f"other-{case}-{other_path}", *endpoints)
-        assert async_to_sync(decide)(scope_for(path), application=guarded).admitted, f"rules {endpoints} on {other_truth}; {where}"
+        assert async_to_sync(decide)(scope_for(path), application=guarded).admitted, (
+            f"rules {endpoints} on {other_truth}; {where}"
+        )
         break
 
 
