@@ -151,6 +151,28 @@ def specs(draw: Any) -> Spec:
     return Spec(nodes(0), draw(st.booleans()))
 
 
+def random_spec(rng: random.Random) -> Spec:
+    """A spec drawn with ``rng`` (the same shapes as :func:`specs`): for server processes, which
+    must build the routing a test computed its expectations from."""
+    counter = [0, 0]
+
+    def nodes(depth: int) -> list[Node]:
+        result = []
+        for _ in range(rng.randint(1, 3)):
+            counter[1] += 1
+            word = rng.choice(LITERALS)
+            kind = rng.choice(("literal", "literal", "int", "slug", "str", "ci", "optional", "alternation", "group"))
+            pattern = Pattern(kind, word, rng.choice([w for w in LITERALS if w != word]), f"p{counter[1]}")
+            if depth < 3 and rng.randrange(3) == 0:
+                result.append(Node(pattern, wrapper=rng.choice(WRAPPERS), children=nodes(depth + 1)))
+            else:
+                result.append(Node(pattern, name=rng.choice([None, f"leaf{counter[0]}"]), leaf_id=counter[0]))
+                counter[0] += 1
+        return result
+
+    return Spec(nodes(0), rng.random() < 0.5)
+
+
 # --- building it -----------------------------------------------------------------------------------
 
 
@@ -160,7 +182,7 @@ def leaf_app(leaf_id: int) -> Any:
         seen = scope.get("test.seen")
         if seen is not None:
             seen.append((leaf_id, tuple(route.get("args", ())), tuple(sorted(route.get("kwargs", {}).items()))))
-        if scope.get("test.accept"):
+        if scope.get("test.accept", True):
             message = await receive()
             if message["type"] == "websocket.connect":
                 await send({"type": "websocket.accept"})

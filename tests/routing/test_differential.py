@@ -75,7 +75,7 @@ async def plain_truth(app: Any, path: str) -> Truth:
         pass
 
     try:
-        await app(scope_for(path, **{"test.seen": seen}), receive, send)
+        await app(scope_for(path, **{"test.seen": seen, "test.accept": False}), receive, send)
     except (ValueError, Resolver404):
         assert not seen
         return None
