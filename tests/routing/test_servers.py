@@ -27,12 +27,8 @@ from .test_differential import plain_truth
 pytestmark = pytest.mark.server
 
 KINDS = ("daphne-wsreject", "uvicorn-websockets-sansio")
-SEEDS = (
-    34,
-    36,
-    50,
-    69,
-)  # a path rewrite, a hidden-attribute wrapper, nested wsreject stacks, close-code mode, Channels middleware
+# Between them: a path rewrite, a hidden-attribute wrapper, close-code mode, Channels' middleware.
+SEEDS = (34, 50, 69)
 
 
 def wire_safe(path: str) -> bool:
