@@ -115,6 +115,8 @@ class DenialMiddleware(Wrapper):
             # A nested router found no route: the router above tries its next one, as with
             # plain Channels, and this stack's settings no longer apply.
             handshake.denial_mode, handshake.exception_handler = before
+            if self.denial_mode is not None and handshake.miss_mode is None:
+                handshake.miss_mode = self.denial_mode  # if no route matches at all, the 404 goes out so
             raise
         except Exception as exc:
             await handshake.fail(scope, exc)
@@ -209,6 +211,8 @@ class RouteNotFoundMiddleware(Wrapper):
         except ValueError as exc:
             handshake = current_handshake(scope)
             if str(exc).startswith(NO_ROUTE) and (handshake is None or handshake.route is None):
+                if handshake is not None and handshake.miss_mode is not None:
+                    handshake.denial_mode = handshake.miss_mode  # the mount the path went furthest into
                 raise DenyHandshake(404) from None
             raise
 
