@@ -11,8 +11,8 @@ explicitly configured authenticator that lacks what it needs (an app in
 
 Stack: ``E010`` a deciding middleware outside a ``DenialMiddleware``,
 ``W011`` a permission middleware without credentials, ``W012`` Channels'
-``OriginValidator`` around the wsreject stack, ``W013`` a router the access
-rules cannot see into. Daphne: ``W010`` (app order), ``E014`` (runserver without
+``OriginValidator`` around the wsreject stack, ``E013`` a router the access
+rules cannot see into (``E013``: refused with 503). Daphne: ``W010`` (app order), ``E014`` (runserver without
 Daphne). The access side's checks (``W020``-``E027``) are in
 :mod:`wsreject.access.checks`.
 """
@@ -58,17 +58,29 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
         if key in REMOVED:
             errors.append(Error(f"WSREJECT[{key!r}] is no longer read.", hint=f"Use {REMOVED[key]}.", id="wsreject.E007"))
         else:
-            errors.append(Warning(f"Unknown WSREJECT key {key!r}.", hint=f"Known keys: {', '.join(DEFAULTS)}.", id="wsreject.W001"))
+            errors.append(
+                Warning(f"Unknown WSREJECT key {key!r}.", hint=f"Known keys: {', '.join(DEFAULTS)}.", id="wsreject.W001")
+            )
     merged = {**DEFAULTS, **value}
     if merged["DENIAL_MODE"] not in DENIAL_MODES:
-        errors.append(Error(f"WSREJECT['DENIAL_MODE'] is {merged['DENIAL_MODE']!r}.", hint=f"Use one of {DENIAL_MODES}.", id="wsreject.E002"))
+        errors.append(
+            Error(
+                f"WSREJECT['DENIAL_MODE'] is {merged['DENIAL_MODE']!r}.", hint=f"Use one of {DENIAL_MODES}.", id="wsreject.E002"
+            )
+        )
     if merged["FALLBACK"] not in FALLBACKS:
-        errors.append(Error(f"WSREJECT['FALLBACK'] is {merged['FALLBACK']!r}.", hint=f"Use one of {FALLBACKS}.", id="wsreject.E003"))
+        errors.append(
+            Error(f"WSREJECT['FALLBACK'] is {merged['FALLBACK']!r}.", hint=f"Use one of {FALLBACKS}.", id="wsreject.E003")
+        )
     errors.extend(_check_origins(merged["ALLOWED_ORIGINS"]))
     errors.extend(_check_authenticators(merged["AUTHENTICATORS"]))
     if not _positive_number(merged["DECISION_TIMEOUT"], allow_none=True):
         errors.append(
-            Error(f"WSREJECT['DECISION_TIMEOUT'] is {merged['DECISION_TIMEOUT']!r}.", hint="Use a positive number of seconds or None.", id="wsreject.E006")
+            Error(
+                f"WSREJECT['DECISION_TIMEOUT'] is {merged['DECISION_TIMEOUT']!r}.",
+                hint="Use a positive number of seconds or None.",
+                id="wsreject.E006",
+            )
         )
     try:
         handler = import_string(merged["EXCEPTION_HANDLER"])
@@ -78,10 +90,20 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
         errors.append(Error(f"WSREJECT['EXCEPTION_HANDLER'] cannot be used: {exc}", id="wsreject.E008"))
     rate = merged["LOG_RATE"]
     if rate is not None and (isinstance(rate, bool) or not isinstance(rate, int) or rate < 0):
-        errors.append(Error(f"WSREJECT['LOG_RATE'] is {rate!r}.", hint="Use a whole number of lines per second, or None.", id="wsreject.E009"))
+        errors.append(
+            Error(
+                f"WSREJECT['LOG_RATE'] is {rate!r}.", hint="Use a whole number of lines per second, or None.", id="wsreject.E009"
+            )
+        )
     proxies = merged["NUM_PROXIES"]
     if isinstance(proxies, bool) or not isinstance(proxies, int) or proxies < 0:
-        errors.append(Error(f"WSREJECT['NUM_PROXIES'] is {proxies!r}.", hint="Use 0 (no proxy) or how many proxies append to X-Forwarded-For.", id="wsreject.E015"))
+        errors.append(
+            Error(
+                f"WSREJECT['NUM_PROXIES'] is {proxies!r}.",
+                hint="Use 0 (no proxy) or how many proxies append to X-Forwarded-For.",
+                id="wsreject.E015",
+            )
+        )
     return errors
 
 
@@ -111,7 +133,9 @@ def _check_authenticators(entries: Any) -> list[CheckMessage]:
         except ImportError as exc:
             missing = getattr(exc, "name", "") or ""
             hint = next((text for module, text in INSTALL_HINTS.items() if missing.startswith(module)), None)
-            errors.append(Error(f"WSREJECT['AUTHENTICATORS']: {entry!r} cannot be imported: {exc}", hint=hint, id="wsreject.E005"))
+            errors.append(
+                Error(f"WSREJECT['AUTHENTICATORS']: {entry!r} cannot be imported: {exc}", hint=hint, id="wsreject.E005")
+            )
             continue
         except Exception as exc:
             errors.append(Error(f"WSREJECT['AUTHENTICATORS']: {entry!r} cannot be loaded: {exc!r}", id="wsreject.E005"))
@@ -198,11 +222,13 @@ def walk(app: Any, outer: tuple[Any, ...] = (), depth: int = 0) -> Iterator[tupl
 
 
 def _is_origin_validator(app: Any) -> bool:
-    return any(f"{cls.__module__}.{cls.__qualname__}" == "channels.security.websocket.OriginValidator" for cls in type(app).__mro__)
+    return any(
+        f"{cls.__module__}.{cls.__qualname__}" == "channels.security.websocket.OriginValidator" for cls in type(app).__mro__
+    )
 
 
 def check_asgi_stack(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
-    """Misplaced wsreject middleware, validators around the stack, routers rules cannot see into."""
+    """Misplaced wsreject middleware, validators around the stack, routers rules cannot see into (``E013``: refused with 503)."""
     path = getattr(settings, "ASGI_APPLICATION", None)
     if not path:
         return []
@@ -246,14 +272,15 @@ def check_asgi_stack(app_configs: Any = None, **kwargs: Any) -> list[CheckMessag
                     id="wsreject.W012",
                 )
             )
-    for router in opaque_routers(application):
+    for route, router in opaque_routers(application):
         errors.append(
-            Warning(
-                f"{type(router).__name__} in {path} routes paths but hides its routes (no 'inner', "
-                "'application' or 'app' attribute): access rules cannot tell which endpoint below it a "
-                "handshake reaches, and only prefix rules and route names above it apply.",
+            Error(
+                f"{type(router).__name__} at {route!r} in {path} routes paths but hides its routes (no 'inner', "
+                "'application' or 'app' attribute, nor one attribute leading to a router): wsreject cannot see "
+                "which endpoint below it a handshake reaches, so every handshake that reaches one is refused "
+                "with 503 (the rest of the site is unaffected).",
                 hint="Expose the wrapped application as 'inner', as Channels' middleware does.",
-                id="wsreject.W013",
+                id="wsreject.E013",
             )
         )
     return errors

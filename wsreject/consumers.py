@@ -37,11 +37,12 @@ from .authentication import refused_without_credentials, unauthenticated
 from .denial import DenyHandshake, denial_for_exception
 from .handshake import current_handshake
 from .offload import attempt_without_io, decision, require_io
-from .permissions import AllOf, AllowAny, BasePermission, HasPermissions, IsAuthenticated, as_permission, perm_tuple
+from .permissions import AllOf, AllowAny, BasePermission, HasPermissions, IsAuthenticated, as_permission, evaluate, perm_tuple
 from .scope import escape
 from .transport import Message, Send, deny, deny_sync
 
 logger = logging.getLogger("wsreject")
+
 
 class AuthorizedConsumer:
     """Mixin for WebSocket consumers that decides the handshake before ``connect()``."""
@@ -108,7 +109,7 @@ class AuthorizedConsumer:
         permission = self.get_permissions()
         if permission.requires_authentication and refused_without_credentials(self.scope):
             self.handle_no_permission(unauthenticated(self.scope))
-        if (denial := permission.check(self.scope, self)) is not None:
+        if (denial := evaluate(permission, self.scope, self)) is not None:
             self.handle_no_permission(denial)
         object_perms = self.get_object_permission_required()
         if type(self).get_permission_object is AuthorizedConsumer.get_permission_object and not object_perms:
@@ -192,9 +193,16 @@ class AuthorizedConsumer:
             raise StopConsumer() from None
 
     async def _deny(self, exc: BaseException) -> None:
+        """The one denial path: the handshake's (its handler, its mode resolved at the route),
+        as for a denial raised in middleware; without a wsreject stack, the transport directly."""
         await self._discard_groups()
-        if not self._client_left(exc):
-            await deny(self.scope, self._client_send, self._response_for(exc), denial_mode=self._denial_mode())
+        if self._client_left(exc):
+            return
+        handshake = current_handshake(self.scope)
+        if handshake is not None and not self.denial_mode:
+            await handshake.fail(self.scope, exc)
+            return
+        await deny(self.scope, self._client_send, self._response_for(exc), denial_mode=self._denial_mode())
 
     def _client_left(self, exc: BaseException) -> bool:
         """Whether ``exc`` is the server saying the client is gone (a send raised, e.g.
@@ -202,7 +210,9 @@ class AuthorizedConsumer:
         handshake = current_handshake(self.scope)
         if handshake is None or not handshake.client_gone or not isinstance(exc, OSError):
             return False
-        logger.debug("WebSocket %s: the client left before its handshake was answered (%r)", escape(self.scope.get("path", "")), exc)
+        logger.debug(
+            "WebSocket %s: the client left before its handshake was answered (%r)", escape(self.scope.get("path", "")), exc
+        )
         return True
 
     def _response_for(self, exc: BaseException) -> Any:
@@ -218,4 +228,3 @@ class AuthorizedConsumer:
         if layer is not None:
             for group in getattr(self, "groups", None) or ():
                 await layer.group_discard(group, self.channel_name)  # type: ignore[attr-defined]
-

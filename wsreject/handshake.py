@@ -4,22 +4,30 @@ The outermost :class:`~wsreject.middleware.DenialMiddleware` puts a
 :class:`Handshake` in the scope (``scope["wsreject.handshake"]``) and hands inner
 layers its ``receive`` and ``send``, which note what the application has said:
 whether ``websocket.connect`` was read, and whether the handshake was accepted,
-closed or answered with a denial. Inner layers set how a denial leaves (the
-innermost ``denial_mode`` wins) and, on the access side, which endpoint the
-request was routed to.
+closed or answered with a denial. It also carries the route record
+(:mod:`wsreject.routes`): the hops Channels' routers matched, and the
+:class:`~wsreject.routes.RouteHit` once a leaf is reached; the leaf's decision
+(``on_route``) runs then, before the consumer is built, and resolves the denial
+mode once for the rest of the handshake.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
-from .denial import DenialResponse, ExceptionHandler, denial_for_exception, is_unavailable
+from .denial import DenialResponse, DenyHandshake, ExceptionHandler, denial_for_exception, is_unavailable
 from .reporting import warn_rate_limited
+from .routes import Hop, RouteHit, leaf_denial_mode
 from .scope import HANDSHAKE_KEY, Scope, escape
 from .transport import Message, Receive, Send, deny
+
+RouteHook = Callable[[Scope, RouteHit], Awaitable[None]]
+
+#: The refusal for a handshake that reached a consumer the routing record cannot name.
+UNSEEN_ROUTE_DETAIL = "Service Unavailable"
 
 logger = logging.getLogger("wsreject")
 
@@ -37,8 +45,15 @@ class Handshake:
         "denial_mode",
         "endpoint",
         "exception_handler",
+        "expects_route",
+        "hops",
+        "miss_mode",
         "on_decided",
         "responded",
+        "route",
+        "route_base",
+        "route_checks",
+        "unseen",
         "user",
     )
 
@@ -59,6 +74,22 @@ class Handshake:
         self.endpoint: Any = None  # the routed endpoint, when the access side resolved it
         self.user: Any = None  # scope["user"] as CredentialsMiddleware set it, for the log
         self.client_gone = False  # a send failed: the server says the client left
+        self.hops: list[Hop] = []  # the routes Channels matched so far (see wsreject.routes)
+        self.route: RouteHit | None = None  # the leaf reached
+        self.route_base: str | None = None  # path_remaining where the recording started
+        self.route_checks: list[RouteHook] = []  # the route-dependent decisions, run at the leaf
+        self.expects_route = False  # a recorded routing is below: a consumer must be reached through it
+        self.miss_mode: str | None = None  # the mode of a nested stack whose router found no route
+        self.unseen: str | None = None  # the route (mount) behind which the leaf could not be seen
+
+    async def reach(self, scope: Scope, hit: RouteHit) -> None:
+        """A leaf recorder reached ``hit``: remember it, resolve the denial mode once (the
+        consumer's, else the innermost stack's on the way) and run the route's decisions."""
+        self.route = hit
+        self.endpoint = hit
+        self.denial_mode = leaf_denial_mode(hit.application) or self.denial_mode
+        for check in self.route_checks:
+            await check(scope, hit)
 
     @property
     def decided(self) -> bool:
@@ -68,7 +99,22 @@ class Handshake:
         message = await self._receive()
         if message["type"] == "websocket.connect":
             self.connect_received = True
+            if self.expects_route and self.route is None and not self.decided:
+                self._refuse_unseen()
         return message
+
+    def _refuse_unseen(self) -> None:
+        """Fail closed: an application asks for ``websocket.connect`` below a recorded routing,
+        but no leaf recorder saw the route (a part of the routing that hides its routes)."""
+        where = self.hops[-1][0].pattern if self.hops else "the routing"
+        self.unseen = str(where)
+        warn_rate_limited(
+            f"unseen-route:{where}",
+            "A WebSocket consumer behind %r was reached without a recorded route: refused with 503 "
+            "(see the system check wsreject.E013)",
+            str(where),
+        )
+        raise DenyHandshake(503, UNSEEN_ROUTE_DETAIL, headers={"Retry-After": "5"})
 
     async def send(self, message: Message) -> None:
         kind = message["type"]
@@ -131,3 +177,70 @@ def current_handshake(scope: Scope) -> Handshake | None:
     """The scope's :class:`Handshake`, or None outside a ``DenialMiddleware``."""
     handshake = scope.get(HANDSHAKE_KEY)
     return handshake if isinstance(handshake, Handshake) else None
+
+
+class ProbeStop(BaseException):
+    """Ends a probe run at the leaf, before any consumer exists (a BaseException, so that no
+    ``except Exception`` on the way mistakes it for an error)."""
+
+    def __init__(self, scope: Scope, hit: RouteHit | None) -> None:
+        super().__init__()
+        self.scope = scope
+        self.hit = hit
+
+
+class ProbeHandshake(Handshake):
+    """A handshake without a socket: the application runs on a probe scope until the leaf
+    recorder is reached; nothing is ever sent, and errors propagate to the prober.
+
+    ``at_leaf`` (optional) runs at the leaf after the route's decisions, before the stop.
+    """
+
+    __slots__ = ("at_leaf", "routing_only")
+
+    def __init__(self, at_leaf: RouteHook | None = None, *, routing_only: bool = False) -> None:
+        super().__init__(_probe_receive, _probe_send)
+        self.at_leaf = at_leaf
+        self.routing_only = routing_only  # learn the route only: no access rules on the way
+
+    async def reach(self, scope: Scope, hit: RouteHit) -> None:
+        await super().reach(scope, hit)
+        if self.at_leaf is not None:
+            await self.at_leaf(scope, hit)
+        raise ProbeStop(scope, hit)
+
+    async def receive(self) -> Message:
+        if self.expects_route:
+            self._refuse_unseen()
+        raise ProbeStop({}, None)  # an application asked for the socket: no consumer may run
+
+    async def send(self, message: Message) -> None:
+        raise ProbeStop({}, None)
+
+    async def fail(self, scope: Scope, exc: BaseException) -> None:
+        raise exc
+
+    async def deny(self, scope: Scope, response: DenialResponse) -> None:
+        raise ProbeStop(scope, None)
+
+
+async def _probe_receive() -> Message:
+    raise ProbeStop({}, None)
+
+
+async def _probe_send(message: Message) -> None:
+    raise ProbeStop({}, None)
+
+
+async def probe_route(application: Any, path: str, root_path: str = "") -> RouteHit | None:
+    """Where ``application`` (instrumented: :mod:`wsreject.routes`) routes ``path``: run it on a
+    probe scope until the leaf recorder stops it; None when no route matches (or one cannot be seen)."""
+    handshake = ProbeHandshake(routing_only=True)
+    scope: Scope = {"type": "websocket", "path": path, "root_path": root_path, "headers": [], HANDSHAKE_KEY: handshake}
+    try:
+        await application(scope, handshake.receive, handshake.send)
+    except ProbeStop as stop:
+        return stop.hit
+    except Exception:
+        return None
+    return None

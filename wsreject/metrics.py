@@ -29,8 +29,9 @@ from typing import TYPE_CHECKING, Any
 
 from django.core.signals import setting_changed
 
-from .access.endpoints import Router, websocket_application
+from .access.endpoints import Router
 from .handshake import current_handshake
+from .routes import websocket_application
 from .scope import Scope
 from .transport import Message, Receive, Send
 
@@ -72,17 +73,19 @@ class Observation:
     state: str = "deciding"  # "accepting" (accept sent), "open", "denied", "closed"
 
 
-def _routed_endpoint(scope: Scope, router: Any = None) -> Any:
-    """The endpoint the handshake reaches, from what the scope carries (or None).
+def _routed_label(scope: Scope, router: Any = None) -> str | None:
+    """The route's name or pattern for the handshake, from what the scope carries (or None).
 
-    Today: the endpoint the access rules resolved, else ``router`` (the project's
-    routing by default) on the scope's path.
+    The route Channels matched when the handshake already reached it, else ``router``
+    (the project's routing by default) asked on the scope's path.
     """
     handshake = current_handshake(scope)
-    if handshake is not None and handshake.endpoint is not None:
-        return handshake.endpoint
+    if handshake is not None and handshake.route is not None:
+        return str(handshake.route.name or handshake.route.template)
     routed = (router or _project_router()).resolve({**scope, "path_remaining": None})
-    return routed.endpoint if routed is not None else None
+    if routed is None:
+        return None
+    return str(routed.endpoint.name or routed.endpoint.route)
 
 
 _router: Any = None
@@ -114,10 +117,7 @@ def endpoint_label(scope: Scope, router: Any = None) -> str:
     observation = scope.get(OBSERVATION_KEY)
     if isinstance(observation, Observation):
         return observation.endpoint
-    endpoint = _routed_endpoint(scope, router)
-    if endpoint is None:
-        return UNMATCHED
-    return str(endpoint.name or endpoint.route)
+    return _routed_label(scope, router) or UNMATCHED
 
 
 def observe_handshake(scope: Scope, outcome: str, status: int) -> None:

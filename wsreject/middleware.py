@@ -22,6 +22,8 @@ import asyncio
 import logging
 from typing import Any
 
+from django.urls.exceptions import Resolver404
+
 from .access.enforcement import AccessRuleMiddleware
 from .authentication import CredentialsMiddleware
 from .conf import wsreject_settings
@@ -29,12 +31,14 @@ from .denial import DenyHandshake, ExceptionHandler
 from .handshake import Handshake, current_handshake
 from .origins import is_allowed, parse_origin
 from .permissions import BasePermission, HasPermissions, IsAuthenticated, as_permission, authorize
+from .routes import routes_paths
 from .scope import HANDSHAKE_KEY, Scope, escape, header_values
 from .transport import Receive, Send
 
 logger = logging.getLogger("wsreject")
 
 DECISION_TIMED_OUT = "Connection check timed out"
+NO_ROUTE = "No route found for path"  # the outermost URLRouter's ValueError
 _UNSET: Any = object()
 
 
@@ -46,7 +50,7 @@ class Wrapper:
 
     @property
     def _path_routing(self) -> bool:
-        return bool(getattr(self.inner, "_path_routing", False))
+        return routes_paths(self.inner)
 
 
 class DenialMiddleware(Wrapper):
@@ -100,12 +104,20 @@ class DenialMiddleware(Wrapper):
             await handshake.fail(scope, exc)
 
     async def _nested(self, handshake: Handshake, scope: Scope, receive: Receive, send: Send) -> Any:
+        before = handshake.denial_mode, handshake.exception_handler
         if self.denial_mode is not None:
             handshake.denial_mode = self.denial_mode
         if self.exception_handler is not None:
             handshake.exception_handler = self.exception_handler
         try:
             await self.inner(scope, receive, send)
+        except Resolver404:
+            # A nested router found no route: the router above tries its next one, as with
+            # plain Channels, and this stack's settings no longer apply.
+            handshake.denial_mode, handshake.exception_handler = before
+            if self.denial_mode is not None and handshake.miss_mode is None:
+                handshake.miss_mode = self.denial_mode  # if no route matches at all, the 404 goes out so
+            raise
         except Exception as exc:
             await handshake.fail(scope, exc)
 
@@ -171,31 +183,38 @@ def LoginRequiredMiddleware(inner: Any) -> PermissionMiddleware:
     return PermissionMiddleware(inner, IsAuthenticated)
 
 
-def PermissionRequiredMiddleware(inner: Any, perms: str | list[str] | tuple[str, ...], *, detail: str | None = None) -> PermissionMiddleware:
+def PermissionRequiredMiddleware(
+    inner: Any, perms: str | list[str] | tuple[str, ...], *, detail: str | None = None
+) -> PermissionMiddleware:
     """401 for anonymous handshakes, 403 unless the user holds every permission in ``perms``."""
     return PermissionMiddleware(inner, IsAuthenticated, HasPermissions(perms, detail=detail))
 
 
 class RouteNotFoundMiddleware(Wrapper):
-    """Make Channels' ``URLRouter`` answer an unknown path with 404 "Not Found".
+    """Answer Channels' own "no route" outcome with 404 "Not Found".
 
-    The outermost ``URLRouter`` raises ``ValueError`` for a path it cannot
-    route, nested ones raise ``Resolver404``. Handing the router the path as
-    ``path_remaining`` (after ``root_path``, as it would strip it) makes it
-    behave as a nested router, so an unknown path is an ``Http404``.
+    The outermost ``URLRouter`` raises ``ValueError("No route found for path …")``
+    for a path (or a ``root_path``) it cannot route; nested ones raise
+    ``Resolver404``, an ``Http404``. The router runs on the scope as it comes
+    (path-rewriting middleware below works); its ``ValueError`` becomes a 404
+    when no endpoint was reached.
     """
 
     def __init__(self, inner: Any) -> None:
         self.inner = inner
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> Any:
-        if scope["type"] == "websocket" and "path_remaining" not in scope:
-            path = scope.get("path", "")
-            root_path = scope.get("root_path", "")
-            if root_path and not path.startswith(root_path):
-                raise DenyHandshake(404)
-            scope = dict(scope, path_remaining=path[len(root_path) :])
-        return await self.inner(scope, receive, send)
+        if scope["type"] != "websocket":
+            return await self.inner(scope, receive, send)
+        try:
+            return await self.inner(scope, receive, send)
+        except ValueError as exc:
+            handshake = current_handshake(scope)
+            if str(exc).startswith(NO_ROUTE) and (handshake is None or handshake.route is None):
+                if handshake is not None and handshake.miss_mode is not None:
+                    handshake.denial_mode = handshake.miss_mode  # the mount the path went furthest into
+                raise DenyHandshake(404) from None
+            raise
 
 
 def DenialMiddlewareStack(

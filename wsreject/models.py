@@ -90,12 +90,10 @@ class AccessRule(models.Model):
         help_text=_(
             "A path pattern starting with “/”, in the syntax of path() in the routing "
             "(“/ws/rooms/&lt;slug:name&gt;/”); end it with “*” to match every path below "
-            "(“/ws/rooms/*”). Or the name of a route (path(..., name=\"rooms\"))."
+            '(“/ws/rooms/*”). Or the name of a route (path(..., name="rooms")).'
         ),
     )
-    enabled = models.BooleanField(
-        _("enabled"), default=True, help_text=_("Unchecked: every handshake is refused with 503.")
-    )
+    enabled = models.BooleanField(_("enabled"), default=True, help_text=_("Unchecked: every handshake is refused with 503."))
     retry_after = models.PositiveIntegerField(
         _("retry after (seconds)"),
         default=120,
@@ -184,9 +182,7 @@ class AccessRulePermission(models.Model):
 
     class Meta:
         verbose_name = _("required permission")
-        constraints = [
-            models.UniqueConstraint(fields=["rule", "permission"], name="wsreject_accessrulepermission_unique")
-        ]
+        constraints = [models.UniqueConstraint(fields=["rule", "permission"], name="wsreject_accessrulepermission_unique")]
 
     def __str__(self) -> str:
         return str(self.permission) if self.permission is not None else f"deleted permission “{self.permission_label}”"

@@ -24,7 +24,9 @@ fail.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import contextvars
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from .access.permsets import has_perms
@@ -32,6 +34,42 @@ from .authentication import is_authenticated, refused_without_credentials, unaut
 from .denial import DenyHandshake, prebuilt_denial
 from .offload import require_io, run_off_loop_if_needed
 from .scope import Scope
+
+Peek = Callable[[Any, Scope, Any], "DenyHandshake | None"]
+
+_dry_run: contextvars.ContextVar[bool] = contextvars.ContextVar("wsreject_dry_run", default=False)
+_peeks: dict[type, Peek] = {}
+
+
+@contextmanager
+def dry_run() -> Iterator[None]:
+    """Checks evaluated inside change nothing: a check with side effects (a throttle counts
+    the attempt) is asked through its registered *peek* instead (:func:`register_peek`)."""
+    token = _dry_run.set(True)
+    try:
+        yield
+    finally:
+        _dry_run.reset(token)
+
+
+def is_dry_run() -> bool:
+    return _dry_run.get()
+
+
+def register_peek(cls: type, peek: Peek) -> None:
+    """In a dry run, answer ``cls`` (and subclasses) checks with ``peek(permission, scope, consumer)``:
+    what the check would say, without its side effects."""
+    _peeks[cls] = peek
+
+
+def evaluate(permission: BasePermission, scope: Scope, consumer: Any) -> DenyHandshake | None:
+    """``permission.check(scope, consumer)``, or its peek in a dry run."""
+    if _dry_run.get() and _peeks:
+        for cls in type(permission).__mro__:
+            peek = _peeks.get(cls)
+            if peek is not None:
+                return peek(permission, scope, consumer)
+    return permission.check(scope, consumer)
 
 
 class _PermissionMeta(type):
@@ -129,7 +167,7 @@ class AllOf(BasePermission):
 
     def check(self, scope: Scope, consumer: Any) -> DenyHandshake | None:
         for op in self.operands:
-            if (denial := op.check(scope, consumer)) is not None:
+            if (denial := evaluate(op, scope, consumer)) is not None:
                 return denial
         return None
 
@@ -158,7 +196,7 @@ class AnyOf(BasePermission):
     def check(self, scope: Scope, consumer: Any) -> DenyHandshake | None:
         first = None
         for op in self.operands:
-            denial = op.check(scope, consumer)
+            denial = evaluate(op, scope, consumer)
             if denial is None:
                 return None
             first = first or denial
@@ -188,7 +226,7 @@ class Not(BasePermission):
         self.detail = detail
 
     def has_permission(self, scope: Scope, consumer: Any) -> bool:
-        return self.operand.check(scope, consumer) is not None
+        return evaluate(self.operand, scope, consumer) is not None
 
     def has_object_permission(self, scope: Scope, consumer: Any, obj: Any) -> bool:
         return self.operand.check_object(scope, consumer, obj) is not None
@@ -277,6 +315,6 @@ async def authorize(scope: Scope, permission: BasePermission, consumer: Any = No
     """
     if permission.requires_authentication and refused_without_credentials(scope):
         raise unauthenticated(scope)
-    denial = await run_off_loop_if_needed(permission.check, scope, consumer)
+    denial = await run_off_loop_if_needed(evaluate, permission, scope, consumer)
     if denial is not None:
         raise denial

@@ -105,7 +105,9 @@ class Throttle(BasePermission):
     detail = "Too many connection attempts"
     runs_on_event_loop = True  # a process-local counter is read on the event loop
 
-    def __init__(self, rate: str, *, scope: str | None = None, cache: str | None = None, key_prefix: str = "wsreject:throttle") -> None:
+    def __init__(
+        self, rate: str, *, scope: str | None = None, cache: str | None = None, key_prefix: str = "wsreject:throttle"
+    ) -> None:
         self.limit, self.period = parse_rate(rate)
         self.scope_name = scope
         self.cache_alias = cache
@@ -157,4 +159,3 @@ class Throttle(BasePermission):
 
     def __repr__(self) -> str:
         return f"Throttle({self.limit}/{self.period:g}s)"
-

@@ -75,7 +75,11 @@ def denial_messages(scope: Scope, response: DenialResponse, denial_mode: str | N
         return mode, response.asgi_messages()
     if mode == "close_code":
         frame = render_json({"detail": response.detail}).decode()
-        close = {"type": "websocket.close", "code": CLOSE_CODE_BASE + response.status_code, "reason": truncate_utf8(response.detail)}
+        close = {
+            "type": "websocket.close",
+            "code": CLOSE_CODE_BASE + response.status_code,
+            "reason": truncate_utf8(response.detail),
+        }
         return mode, [{"type": "websocket.accept"}, {"type": "websocket.send", "text": frame}, close]
     return mode, [{"type": "websocket.close"}]
 
@@ -117,7 +121,9 @@ async def deny(
     return mode
 
 
-def deny_sync(scope: Scope, send: Callable[[Message], None], response: DenialResponse, *, denial_mode: str | None = None) -> str | None:
+def deny_sync(
+    scope: Scope, send: Callable[[Message], None], response: DenialResponse, *, denial_mode: str | None = None
+) -> str | None:
     """:func:`deny` for a synchronous consumer, whose ``base_send`` blocks (``websocket.connect`` read)."""
     mode, messages = denial_messages(scope, response, denial_mode)
     try:

@@ -72,9 +72,7 @@ class AccessRuleAdmin(RuleAdminBase):
     )
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[AccessRule]:
-        return super().get_queryset(request).prefetch_related(
-            "group_links__group", "permission_links__permission__content_type"
-        )
+        return super().get_queryset(request).prefetch_related("group_links__group", "permission_links__permission__content_type")
 
     @admin.display(description=_("allowed groups"))
     def allowed_groups(self, rule: AccessRule) -> str:

@@ -88,7 +88,9 @@ def check_access_control(app_configs: Any = None, **kwargs: Any) -> list[CheckMe
         )
     size = merged["DENIAL_LOG_SIZE"]
     if isinstance(size, bool) or not isinstance(size, int) or size < 0:
-        errors.append(Error(f"WSREJECT['DENIAL_LOG_SIZE'] is {size!r}.", hint="Use a whole number, 0 to turn it off.", id="wsreject.E024"))
+        errors.append(
+            Error(f"WSREJECT['DENIAL_LOG_SIZE'] is {size!r}.", hint="Use a whole number, 0 to turn it off.", id="wsreject.E024")
+        )
     if not _number(merged["MAX_STALENESS"], allow_none=True):
         errors.append(
             Error(
@@ -99,7 +101,9 @@ def check_access_control(app_configs: Any = None, **kwargs: Any) -> list[CheckMe
         )
     ttl = merged["TICKET_TTL"]
     if isinstance(ttl, bool) or not isinstance(ttl, int) or not 1 <= ttl <= 3600:
-        errors.append(Error(f"WSREJECT['TICKET_TTL'] is {ttl!r}.", hint="Use a whole number of seconds from 1 to 3600.", id="wsreject.E027"))
+        errors.append(
+            Error(f"WSREJECT['TICKET_TTL'] is {ttl!r}.", hint="Use a whole number of seconds from 1 to 3600.", id="wsreject.E027")
+        )
     errors.extend(_check_required_permission_apps())
     return errors
 

@@ -1,17 +1,8 @@
-"""The WebSocket endpoints of the routing, and which one a handshake reaches.
+"""The WebSocket endpoints of a routing, listed for people (the admin, ``migrate``, checks).
 
-Channels' ``URLRouter`` strips leading slashes at every level, so
-``/ws//rooms/lobby/`` reaches the same consumer as ``/ws/rooms/lobby/``.
-Decisions about an endpoint must therefore follow the routing, not the spelling
-of the path: :class:`Router` walks the routing exactly as ``URLRouter`` does
-(``root_path``, then at each level ``lstrip("/")`` and the first matching
-route, trying the next one when a nested router finds nothing) and returns the
-:class:`Endpoint` reached with its *routed path* — the path as the routing
-consumed it (``/ws/rooms/lobby/`` for every spelling above).
-
-Wrappers are looked through by their ``inner`` (Channels' and wsreject's
-middleware), ``application`` (Channels' ``OriginValidator``) or ``app``
-attribute.
+Decisions never use this listing: they are made on the route Channels' router
+matched (:mod:`wsreject.routes`). :class:`Router` answers "where does this path
+go?" by running the real routing on a probe scope, not by walking a copy of it.
 """
 
 from __future__ import annotations
@@ -20,15 +11,27 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from ..scope import Scope
+from ..handshake import ProbeHandshake, ProbeStop
+from ..routes import (
+    MAX_DEPTH,
+    RouteHit,
+    Routing,
+    application_of,
+    consumer_class_of,
+    inner_of,
+    iter_opaque,
+    leaf_denial_mode,
+    router_of,
+    websocket_application,
+)
+from ..scope import HANDSHAKE_KEY, Scope
 
-WRAPPER_ATTRIBUTES = ("inner", "application", "app")
-MAX_DEPTH = 50
+__all__ = ["Endpoint", "Routed", "Router", "inner_of", "iter_endpoints", "opaque_routers", "project_endpoints"]
 
 
 @dataclass(frozen=True)
 class Endpoint:
-    """A WebSocket route as Channels' ``URLRouter`` resolves it."""
+    """A WebSocket route of the routing, as written."""
 
     route: str  # "/ws/rooms/<slug:name>/"
     name: str | None
@@ -42,7 +45,8 @@ class Endpoint:
         return self.consumer_class.__name__ if self.consumer_class else ""
 
     def matches(self, path: str) -> bool:
-        """Whether the routing sends ``path`` (as a ``URLRouter`` sees it) here."""
+        """Whether ``path`` (as a ``URLRouter`` sees it) matches this route's patterns (for the
+        admin's "covers some" column; decisions ask the routing itself)."""
         for pattern in self.patterns:
             match = pattern.match(path.lstrip("/"))
             if not match:
@@ -51,40 +55,16 @@ class Endpoint:
         return True
 
 
-def inner_of(app: Any) -> Any:
-    """What a wrapper delegates to, or None."""
-    for attribute in WRAPPER_ATTRIBUTES:
-        inner = getattr(app, attribute, None)
-        if inner is not None and callable(inner):
-            return inner
-    return None
-
-
-def _denial_mode(app: Any) -> str | None:
-    mode = getattr(app, "denial_mode", None)
-    return mode if isinstance(mode, str) and not isinstance(app, type) and not hasattr(app, "consumer_class") else None
-
-
-def unwrap(app: Any) -> tuple[Any, str | None]:
-    """Follow wrappers down to what has routes or a consumer class; the innermost stack mode."""
-    mode = None
+def _stack_mode(app: Any, mode: str | None) -> str | None:
+    """The innermost ``denial_mode`` of the wrappers from ``app`` down to its router."""
     for _ in range(MAX_DEPTH):
-        mode = _denial_mode(app) or mode
-        if hasattr(app, "routes") or hasattr(app, "consumer_class"):
+        if app is None or getattr(app, "routes", None) is not None:
             break
-        inner = inner_of(app)
-        if inner is None:
-            break
-        app = inner
-    return app, mode
-
-
-def websocket_application(app: Any) -> Any:
-    """The WebSocket branch of a ``ProtocolTypeRouter`` (or ``app`` itself)."""
-    mapping = getattr(app, "application_mapping", None)
-    if isinstance(mapping, dict):
-        return mapping.get("websocket")
-    return app
+        declared = getattr(app, "denial_mode", None)
+        if isinstance(declared, str) and not isinstance(app, type) and getattr(app, "consumer_class", None) is None:
+            mode = declared
+        app = inner_of(app)
+    return mode
 
 
 def _pattern_text(pattern: Any) -> str:
@@ -98,45 +78,32 @@ def iter_endpoints(
     if depth > MAX_DEPTH:
         return
     app = websocket_application(app)
-    app, inner_mode = unwrap(app)
-    mode = inner_mode or mode
-    routes = getattr(app, "routes", None)
-    if not isinstance(routes, (list, tuple)):
+    mode = _stack_mode(app, mode)
+    router = router_of(app)
+    if router is None:
         return
-    for entry in routes:
+    for entry in router.routes:
         pattern, callback = getattr(entry, "pattern", None), getattr(entry, "callback", None)
         if pattern is None or callback is None:
             continue
+        callback = application_of(callback)
         text = route + _pattern_text(pattern)
-        if getattr(callback, "_path_routing", False):
+        if router_of(callback) is not None:
             yield from iter_endpoints(callback, text, patterns + (pattern,), mode, depth + 1)
             continue
-        leaf, leaf_mode = unwrap(callback)
-        consumer_class = getattr(leaf, "consumer_class", None)
-        consumer_mode = getattr(consumer_class, "denial_mode", None)
         yield Endpoint(
             route=text,
             name=getattr(entry, "name", None),
             application=callback,
-            consumer_class=consumer_class,
+            consumer_class=consumer_class_of(callback),
             patterns=patterns + (pattern,),
-            denial_mode=consumer_mode if isinstance(consumer_mode, str) else (leaf_mode or mode),
+            denial_mode=leaf_denial_mode(callback) or mode,
         )
 
 
-def opaque_routers(app: Any, depth: int = 0) -> Iterator[Any]:
-    """Path-routing callbacks whose routes cannot be seen (a wrapper without ``inner``)."""
-    if depth > MAX_DEPTH:
-        return
-    app, _ = unwrap(websocket_application(app))
-    for entry in getattr(app, "routes", None) or ():
-        callback = getattr(entry, "callback", None)
-        if callback is not None and getattr(callback, "_path_routing", False):
-            inner, _ = unwrap(callback)
-            if not isinstance(getattr(inner, "routes", None), (list, tuple)):
-                yield callback
-            else:
-                yield from opaque_routers(callback, depth + 1)
+def opaque_routers(app: Any) -> Iterator[tuple[str, Any]]:
+    """The parts of the routing that hide their routes: ``(route, callback)`` (see :mod:`wsreject.routes`)."""
+    return iter_opaque(app)
 
 
 @dataclass(frozen=True)
@@ -145,41 +112,54 @@ class Routed:
 
     endpoint: Endpoint
     path: str  # "/ws/rooms/lobby/" for "/ws//rooms/lobby/"
+    hit: RouteHit
 
 
 class Router:
-    """Resolve handshakes to endpoints as the ``URLRouter`` inside ``app`` will."""
+    """Where ``app``'s routing sends a handshake, asked of the routing itself (a probe run).
+
+    The probe starts at the outermost router and stops at the leaf recorder, so it
+    must not wait on anything: Channels' routers and path-rewriting middleware never do.
+    """
 
     def __init__(self, app: Any) -> None:
-        self.endpoints = tuple(iter_endpoints(app))
+        self.app = websocket_application(app)
+        self.router = router_of(self.app)
+        self.routing = Routing(self.app)
+        self.mode = _stack_mode(self.app, None)
+
+    @property
+    def endpoints(self) -> tuple[Endpoint, ...]:
+        return tuple(iter_endpoints(self.app))
 
     def resolve(self, scope: Scope) -> Routed | None:
         """The endpoint this handshake reaches, or None when the routing has none for it."""
-        path = scope.get("path_remaining")
-        if path is None:
-            path, root_path = scope.get("path", ""), scope.get("root_path", "")
-            if root_path:
-                if not path.startswith(root_path):
-                    return None
-                path = path[len(root_path) :]
-        for endpoint in self.endpoints:
-            consumed = self._consume(endpoint, path)
-            if consumed is not None:
-                return Routed(endpoint, "/" + consumed)
-        return None
-
-    @staticmethod
-    def _consume(endpoint: Endpoint, path: str) -> str | None:
-        consumed = ""
-        for pattern in endpoint.patterns:
-            path = path.lstrip("/")
-            match = pattern.match(path)
-            if not match:
-                return None
-            remaining = match[0]
-            consumed += path[: len(path) - len(remaining)]
-            path = remaining
-        return consumed
+        if self.router is None:
+            return None
+        self.routing.ensure()
+        handshake = ProbeHandshake(routing_only=True)
+        probe = {"type": "websocket", "headers": [], **scope, HANDSHAKE_KEY: handshake}
+        coroutine = self.router(probe, handshake.receive, handshake.send)
+        try:
+            coroutine.send(None)
+        except ProbeStop as stop:
+            hit = stop.hit
+        except Exception:
+            return None
+        else:  # it waited on something: not a routing
+            coroutine.close()
+            return None
+        if hit is None:
+            return None
+        endpoint = Endpoint(
+            route=hit.template,
+            name=hit.name,
+            application=hit.application,
+            consumer_class=hit.consumer_class,
+            patterns=tuple(route.pattern for route in hit.routes),
+            denial_mode=handshake.denial_mode or self.mode,
+        )
+        return Routed(endpoint, hit.path, hit)
 
 
 def project_endpoints() -> tuple[Endpoint, ...]:

@@ -56,9 +56,9 @@ class AccessRuleForm(forms.ModelForm):  # type: ignore[type-arg]
             self.fields["required_permissions"].initial = list(rule.permissions.all())
             missing = rule.missing_requirements()
             if missing:
-                self.fields["forget_missing"].help_text = _("No longer exist: %(missing)s. This rule admits nobody until they are forgotten.") % {
-                    "missing": ", ".join(missing)
-                }
+                self.fields["forget_missing"].help_text = _(
+                    "No longer exist: %(missing)s. This rule admits nobody until they are forgotten."
+                ) % {"missing": ", ".join(missing)}
                 return
         self.fields["forget_missing"].disabled = True
 

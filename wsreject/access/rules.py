@@ -25,8 +25,9 @@ thread. A user's groups and permissions come from the cached per-user sets.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.core.exceptions import ValidationError
 
@@ -48,6 +49,9 @@ from .versions import (
     local,
     uses_local_layer,
 )
+
+if TYPE_CHECKING:
+    from ..routes import RouteHit
 
 logger = logging.getLogger("wsreject")
 
@@ -113,6 +117,11 @@ class CompiledRule:
     def covers(self, routed_path: str, route_name: str | None) -> bool:
         return self.pattern is None or self.pattern.matches(routed_path, route_name)
 
+    def covers_hit(self, hit: RouteHit, targets: Mapping[str, RouteHit | None]) -> bool:
+        """Whether this rule covers the route Channels matched (``targets``: where each exact
+        path rule's own path is routed)."""
+        return self.pattern is None or self.pattern.covers(hit, targets.get(self.pattern.text))
+
 
 @dataclass(frozen=True)
 class RuleSet:
@@ -123,6 +132,17 @@ class RuleSet:
 
     def matching(self, routed_path: str, route_name: str | None) -> list[CompiledRule]:
         return [compiled for compiled in self.rules if compiled.covers(routed_path, route_name)]
+
+    def covering(self, hit: RouteHit, targets: Mapping[str, RouteHit | None]) -> list[CompiledRule]:
+        """The rules covering the route Channels matched, most specific first."""
+        return [compiled for compiled in self.rules if compiled.covers_hit(hit, targets)]
+
+    @property
+    def exact_paths(self) -> tuple[str, ...]:
+        """The exact paths the rules name: each is routed once to learn its endpoint."""
+        return tuple(
+            compiled.pattern.text for compiled in self.rules if compiled.pattern is not None and compiled.pattern.exact_path
+        )
 
 
 def load_rules() -> tuple[Rule, ...]:

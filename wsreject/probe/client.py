@@ -280,8 +280,7 @@ def _read_body(stream: _Stream, head: ResponseHead, deadline: float, timeout: fl
     except TimeoutError:
         if framing.length is not None or framing.chunked:
             raise ProbeFailure(
-                f"timed out after {timeout:g} s reading the body of HTTP {head.status} "
-                f"({len(stream.buffer)} bytes received)",
+                f"timed out after {timeout:g} s reading the body of HTTP {head.status} ({len(stream.buffer)} bytes received)",
                 head,
             ) from None
         return stream.take(MAX_BODY), False, f"no content-length and the connection stayed open: body read for {timeout:g} s"

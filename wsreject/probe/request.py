@@ -55,9 +55,7 @@ class Target:
 
 def _percent_encode_unsafe(text: str) -> str:
     """Keep printable ASCII as given (including existing %XX); encode the rest as UTF-8 %XX."""
-    return "".join(
-        char if "!" <= char <= "~" else "".join(f"%{byte:02X}" for byte in char.encode("utf-8")) for char in text
-    )
+    return "".join(char if "!" <= char <= "~" else "".join(f"%{byte:02X}" for byte in char.encode("utf-8")) for char in text)
 
 
 def parse_url(url: str) -> Target:
