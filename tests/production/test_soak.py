@@ -90,7 +90,9 @@ async def open_all(servers: tuple[Server, Server], room: str, token: str) -> lis
             if kind == "echo":
                 result = await ws_connect(server.url("/ws/echo/"), timeout=15)
             else:
-                result = await ws_connect(server.url(f"/ws/rooms/{room}/"), headers=[("Authorization", f"Bearer {token}")], timeout=15)
+                result = await ws_connect(
+                    server.url(f"/ws/rooms/{room}/"), headers=[("Authorization", f"Bearer {token}")], timeout=15
+                )
             assert isinstance(result, Accepted), f"{kind} on :{server.port}: {result.status_code} {result.body!r}"
             held = Held(kind, server, result)
             if kind == "room":
