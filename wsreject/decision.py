@@ -34,8 +34,6 @@ the leaf's part running where Channels matched the route.
 
 from __future__ import annotations
 
-import math
-import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -79,25 +77,7 @@ class Decision:
 
 def peek_throttle(throttle: Throttle, scope: Scope, consumer: Any) -> DenyHandshake | None:
     """A throttle's answer without counting: 429 when this window's budget is spent already."""
-    cache = throttle.get_cache()
-    key = throttle.cache_key(scope, consumer)
-    found = run_cache_read(cache, [f"{key}:n", f"{key}:start"])
-    count = int(found.get(f"{key}:n") or 0)
-    if count < throttle.limit:
-        return None
-    started = float(found.get(f"{key}:start") or time.time())
-    retry_after = max(1, math.ceil(started + throttle.period - time.time()))
-    return DenyHandshake(throttle.status_code, throttle.detail, headers={"Retry-After": str(retry_after)})
-
-
-def run_cache_read(cache: Any, keys: list[str]) -> dict[str, Any]:
-    from .access.versions import require_cache_io
-
-    require_cache_io(cache)
-    try:
-        return dict(cache.get_many(keys))
-    except Exception as exc:  # a throttle that cannot read refuses (503), as when it counts
-        raise ConnectionError(f"throttle cache failed: {exc!r}") from exc
+    return throttle.peek(scope, consumer)
 
 
 register_peek(Throttle, peek_throttle)
