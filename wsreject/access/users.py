@@ -11,6 +11,7 @@ from typing import Any
 from django.contrib.auth import get_user_model
 
 from ..offload import require_io
+from . import push
 from .versions import (
     cache_failed,
     current_version,
@@ -99,7 +100,9 @@ def forget_owner(key: str) -> None:
     """Drop a cached owner at once (a session was deleted): in this process, and in every process
     when the cache is shared."""
     local.entries.pop(key, None)
+    cache = get_cache()
     try:
-        get_cache().delete(key)
+        cache.delete(key)
     except Exception as exc:
         cache_failed(exc)
+    push.publish(cache, [key])  # its open connections are decided again (wsreject.revocation)

@@ -46,6 +46,7 @@ from django.db import transaction
 from ..conf import wsreject_settings
 from ..offload import require_io
 from ..reporting import warn_rate_limited
+from . import push
 
 T = TypeVar("T")
 
@@ -92,6 +93,7 @@ def get_cache(alias: str | None = None) -> BaseCache:
 def _caches_changed(setting: str, **kwargs: Any) -> None:
     if setting in ("CACHES", "WSREJECT"):
         _shared_caches.clear()
+        push.stop_all()
 
 
 setting_changed.connect(_caches_changed, dispatch_uid="wsreject.access.versions.caches")
@@ -229,7 +231,9 @@ def stamped(entry_key: str, version_keys: Sequence[str], compute: Callable[[], T
 def _bump_on_commit(key: str, using: str | None) -> None:
     def bump() -> None:
         local.forget_version(key)
-        get_cache().set(key, new_version(), timeout=version_timeout())
+        cache = get_cache()
+        cache.set(key, new_version(), timeout=version_timeout())
+        push.publish(cache, [key])  # open connections are decided again (wsreject.revocation)
 
     transaction.on_commit(bump, using=using, robust=True)
 
