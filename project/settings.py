@@ -103,7 +103,11 @@ if REDIS_URL:
         # Throttle counters apart, so nothing else can evict them (check wsreject.W025).
         "throttle": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL, "KEY_PREFIX": "throttle"},
     }
-    CHANNEL_LAYERS = {"default": {"BACKEND": "channels_redis.core.RedisChannelLayer", "CONFIG": {"hosts": [REDIS_URL]}}}
+    # channels-redis receives with a 5 s blocking read; redis-py 8's default socket timeout is 5 s too,
+    # which closes idle WebSockets with 1011. Above it, reads wait for the answer (check wsreject.E030).
+    CHANNEL_LAYERS = {
+        "default": {"BACKEND": "channels_redis.core.RedisChannelLayer", "CONFIG": {"hosts": [{"address": REDIS_URL, "socket_timeout": 10}]}}
+    }
 else:
     CACHES = {
         "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},

@@ -17,10 +17,12 @@ class WSRejectConfig(AppConfig):
         from .access.denial_log import connect_denial_log
         from .access.invalidation import connect_receivers
         from .daphne.checks import check_daphne_order
+        from .layer_checks import check_channel_layers
 
         checks.register(core_checks.check_settings)
         checks.register(core_checks.check_asgi_stack)
         checks.register(check_daphne_order)
+        checks.register(check_channel_layers)
         checks.register(access_checks.check_access_control)
         connect_receivers()
         revocation.install()

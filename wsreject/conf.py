@@ -20,6 +20,8 @@ Every key, with its default (``docs/settings.md`` explains each one)::
         "PERMISSION_CACHE_TIMEOUT": 300,  # seconds cached entries live at most
         "MAX_STALENESS": 5,             # seconds a change made in another process may take to be seen
                                         # when the cache is process-local (with Redis: the next handshake)
+        "VERSION_RECHECK": 1.0,         # with Redis: seconds a process trusts its pushed copy of a version
+                                        # before reading it again (the bound when a push is lost)
         "NUM_PROXIES": 0,               # trusted reverse proxies in front (X-Forwarded-For), for throttles
         "TICKET_TTL": 30,               # seconds a browser ticket stays valid (it is valid once)
         "DENIAL_LOG_SIZE": 100,         # recent denials kept per process for the admin; 0: off
@@ -57,6 +59,7 @@ DEFAULTS: dict[str, Any] = {
     "THROTTLE_CACHE": "default",
     "PERMISSION_CACHE_TIMEOUT": 300,
     "MAX_STALENESS": 5,
+    "VERSION_RECHECK": 1.0,
     "NUM_PROXIES": 0,
     "TICKET_TTL": 30,
     "DENIAL_LOG_SIZE": 100,

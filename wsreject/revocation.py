@@ -4,7 +4,7 @@ A handshake is decided once; access can change while the connection stays open.
 Every change wsreject already tracks to retire its caches (see
 :mod:`wsreject.access.invalidation`) names what changed — a user (groups,
 permissions, active flag, tokens), every permission set, the access rules, a
-session ended — and is pushed to every process (:mod:`wsreject.access.push`).
+session ended — and is pushed to every process (:mod:`wsreject.access.bus`).
 Each process then re-runs :func:`wsreject.decision.decide` (no side effects), on
 the scope the server gave, for exactly the open connections it affects (the
 :mod:`wsreject.connections` registry): a connection still admitted is left
@@ -39,7 +39,7 @@ import time
 from collections import deque
 from typing import Any
 
-from .access import push
+from .access import bus
 from .access.versions import PERMS_VERSION_KEY, RULES_VERSION_KEY, get_cache, is_process_local, local, user_version_key
 from .authentication.base import NOT_AUTHENTICATED
 from .conf import wsreject_settings
@@ -180,7 +180,7 @@ def registered(connection: Connection) -> None:
     connection.loop.create_task(arm_expiry(connection))
     _ensure_sweep(connection.loop)
     try:
-        push.start(get_cache())  # this process hears the other processes' changes from now on
+        bus.bus_for(get_cache())  # this process hears the other processes' changes from now on
     except Exception as exc:
         logger.warning("WebSocket access push not started: %r", exc)
 
@@ -283,7 +283,8 @@ async def _sweep(loop: asyncio.AbstractEventLoop) -> None:
             _sweeps.pop(loop, None)
             return
         cache = get_cache()
-        if push.pushes(cache):
+        running = bus.bus_for(cache)
+        if running is not None and running.live:
             continue
         if is_process_local(cache):
             keys = {PERMS_VERSION_KEY, RULES_VERSION_KEY}
@@ -298,4 +299,4 @@ async def _sweep(loop: asyncio.AbstractEventLoop) -> None:
 def install() -> None:
     """Connect revocation to the registry and to the push; called by ``WSRejectConfig.ready()``."""
     registry.on_register = registered
-    push.add_listener(changed, missed)
+    bus.add_listener(changed, missed)

@@ -330,7 +330,7 @@ def test_w020_process_local_cache_in_production(settings):
     assert "wsreject.W020" not in [e.id for e in check_access_control()]
 
 
-def test_e022_to_e027_settings(settings):
+def test_e022_to_e028_settings(settings):
     settings.WSREJECT = {
         "CACHE": "nope",
         "THROTTLE_CACHE": "nor-this",
@@ -338,9 +338,10 @@ def test_e022_to_e027_settings(settings):
         "DENIAL_LOG_SIZE": -1,
         "MAX_STALENESS": "5",
         "TICKET_TTL": 0,
+        "VERSION_RECHECK": None,
     }
     ids = sorted(e.id for e in check_access_control())
-    assert ids == ["wsreject.E022", "wsreject.E022", "wsreject.E023", "wsreject.E024", "wsreject.E026", "wsreject.E027"]
+    assert ids == ["wsreject.E022", "wsreject.E022", "wsreject.E023", "wsreject.E024", "wsreject.E026", "wsreject.E027", "wsreject.E028"]
 
 
 def test_w025_throttle_counters_that_other_keys_can_evict(settings):

@@ -21,7 +21,7 @@ import pytest
 
 from tests.support.demo import manage
 from tests.support.servers import running_server
-from tests.support.services import POSTGRES_URL, REDIS_URL, postgres_unreachable, redis_unreachable, require
+from tests.support.services import REDIS_URL, fresh_postgres_database, postgres_unreachable, redis_unreachable, require
 from tests.support.wsclient import Accepted, ws_connect
 
 from .admin_client import ADMIN_PASSWORD, ADMIN_USERNAME, AdminClient
@@ -37,15 +37,8 @@ def _database(tmp_path):
     if not os.environ.get("CI") and postgres_unreachable():
         yield f"sqlite:///{tmp_path / 'shared.sqlite3'}"
         return
-    import psycopg
-
-    name = f"wsreject_admin_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(f"{POSTGRES_URL}/test", autocommit=True, connect_timeout=3) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-        try:
-            yield f"{POSTGRES_URL}/{name}"
-        finally:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with fresh_postgres_database("wsreject_admin") as url:
+        yield url
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,10 @@ provides PostgreSQL, Redis and Chromium (so a missing one there is a broken CI, 
 
 from __future__ import annotations
 
+import contextlib
 import os
+import uuid
+from collections.abc import Iterator
 
 import pytest
 
@@ -45,3 +48,17 @@ def redis_unreachable(url: str = REDIS_URL) -> str | None:
     except redis.RedisError as exc:
         return f"Redis does not answer at {url}: {exc}"
     return None
+
+
+@contextlib.contextmanager
+def fresh_postgres_database(prefix: str = "wsreject_test") -> Iterator[str]:
+    """The URL of a new, empty PostgreSQL database, dropped (connections and all) afterwards."""
+    import psycopg
+
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(f"{POSTGRES_URL}/test", autocommit=True, connect_timeout=3) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+        try:
+            yield f"{POSTGRES_URL}/{name}"
+        finally:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

@@ -5,7 +5,7 @@ processes only within ``MAX_STALENESS``, tickets work only on the process that
 issued them), ``W021`` a required permission of an app that is not installed,
 ``E022`` an unknown cache alias (``CACHE`` or ``THROTTLE_CACHE``), ``E023``
 PERMISSION_CACHE_TIMEOUT, ``E024`` DENIAL_LOG_SIZE, ``W025`` throttle counters
-that other entries can evict (only when the routing uses a ``Throttle``), ``E026`` MAX_STALENESS, ``E027`` TICKET_TTL.
+that other entries can evict (only when the routing uses a ``Throttle``), ``E026`` MAX_STALENESS, ``E027`` TICKET_TTL, ``E028`` VERSION_RECHECK.
 """
 
 from __future__ import annotations
@@ -97,6 +97,14 @@ def check_access_control(app_configs: Any = None, **kwargs: Any) -> list[CheckMe
                 f"WSREJECT['MAX_STALENESS'] is {merged['MAX_STALENESS']!r}.",
                 hint="Use a positive number of seconds (None: changes in other processes may never be seen with a local cache).",
                 id="wsreject.E026",
+            )
+        )
+    if not _number(merged["VERSION_RECHECK"], allow_none=False):
+        errors.append(
+            Error(
+                f"WSREJECT['VERSION_RECHECK'] is {merged['VERSION_RECHECK']!r}.",
+                hint="Use a positive number of seconds: how long a process trusts its pushed copy of a version.",
+                id="wsreject.E028",
             )
         )
     ttl = merged["TICKET_TTL"]

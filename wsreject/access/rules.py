@@ -35,7 +35,7 @@ from ..authentication import is_authenticated, unauthenticated
 from ..conf import wsreject_settings
 from ..denial import UNAVAILABLE_RETRY_AFTER, DenyHandshake, prebuilt_denial, validate_status
 from ..models import MAX_RETRY_AFTER, AccessRule, validate_deny_status
-from ..offload import require_io, run_off_loop_if_needed
+from ..offload import NeedsIO, require_io, run_off_loop_if_needed
 from ..reporting import warn_rate_limited
 from ..scope import Scope
 from .patterns import EndpointPattern, parse_endpoint
@@ -207,8 +207,13 @@ def current_rules() -> RuleSet:
     """
     global _compiled
     cache = get_cache()
-    if uses_local_layer(cache) and _compiled.version and local.version(cache, RULES_VERSION_KEY) == _compiled.version:
-        return _compiled
+    try:
+        if uses_local_layer(cache) and local.version(cache, RULES_VERSION_KEY) == _compiled.version:
+            return _compiled
+    except NeedsIO:
+        raise
+    except Exception as exc:
+        cache_failed(exc)
     if not is_process_local(cache):
         require_io()
     try:

@@ -10,12 +10,13 @@ from typing import Any
 
 from django.contrib.auth import get_user_model
 
-from ..offload import require_io
-from . import push
+from ..offload import NeedsIO, require_io
+from . import bus
 from .versions import (
     cache_failed,
     current_version,
     get_cache,
+    is_process_local,
     local,
     require_cache_io,
     stamped,
@@ -64,21 +65,30 @@ def cached_owner(key: str, load: Callable[[], Owner | None]) -> Owner | None:
     their version, retires it. A credential nobody owns is not cached. On the event loop only a
     process-local cache is read (:class:`~wsreject.offload.NeedsIO` on a miss)."""
     cache = get_cache()
-    if uses_local_layer(cache):
-        entry = local.get(key, ())
-        if entry is not None and local.version(cache, user_version_key(entry[0])) == entry[3]:
-            return entry[0], entry[1], entry[2]
-        require_io()
-        owner = load()
-        if owner is not None:
-            local.put(key, (), (*owner, local.version(cache, user_version_key(owner[0]))))
-        return owner
+    layered = uses_local_layer(cache)
+    if layered:
+        try:
+            entry = local.get(key, ())
+            if entry is not None and local.version(cache, user_version_key(entry[0])) == entry[3]:
+                return entry[0], entry[1], entry[2]
+        except NeedsIO:
+            raise
+        except Exception as exc:
+            cache_failed(exc)
+        if is_process_local(cache):
+            require_io()
+            owner = load()
+            if owner is not None:
+                local.put(key, (), (*owner, local.version(cache, user_version_key(owner[0]))))
+            return owner
     require_cache_io(cache)
     try:
         entry = cache.get(key)
         if entry is not None:
             version_key = user_version_key(entry[0])
             if current_version(cache, version_key, cache.get_many([version_key])) == entry[3]:
+                if layered:
+                    local.put(key, (), entry)
                 return entry[0], entry[1], entry[2]
     except Exception as exc:
         cache_failed(exc)
@@ -91,6 +101,8 @@ def cached_owner(key: str, load: Callable[[], Owner | None]) -> Owner | None:
         version = current_version(cache, version_key, cache.get_many([version_key]))
         expires = owner[1]
         cache.set(key, (*owner, version), timeout=None if expires is None else max(1, int(expires - time.time())))
+        if layered:
+            local.put(key, (), (*owner, version))
     except Exception as exc:
         cache_failed(exc)
     return owner
@@ -99,10 +111,10 @@ def cached_owner(key: str, load: Callable[[], Owner | None]) -> Owner | None:
 def forget_owner(key: str) -> None:
     """Drop a cached owner at once (a session was deleted): in this process, and in every process
     when the cache is shared."""
-    local.entries.pop(key, None)
+    local.forget(key)
     cache = get_cache()
     try:
         cache.delete(key)
     except Exception as exc:
         cache_failed(exc)
-    push.publish(cache, [key])  # its open connections are decided again (wsreject.revocation)
+    bus.publish(cache, [key])

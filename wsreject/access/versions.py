@@ -25,6 +25,13 @@ same bound caps the effect of a lost bump (``QuerySet.update()`` and raw SQL
 send no signals: call :func:`bump_user`, :func:`bump_permissions` or
 :func:`bump_rules` after them to make it immediate).
 
+**Redis: a local copy kept current by push.** With Django's ``RedisCache`` each process keeps
+the versions (and the entries stamped with them) in memory as well, as it does in front of a
+local-memory cache, so a warm handshake makes no Redis round trip. Every bump and every dropped
+entry is published on the invalidation bus (:mod:`wsreject.access.bus`) and forgotten at once by
+every process; a copy is trusted only while that process's subscription is up, and re-read
+after ``WSREJECT["VERSION_RECHECK"]`` seconds (1) in any case: the bound if a push is lost.
+
 **Failures.** A failing cache is an optimisation lost, not an outage: readers
 compute from the database (a WARNING at most once a minute). A database that is
 down too makes the handshake a ``503``.
@@ -44,9 +51,9 @@ from django.core.signals import setting_changed
 from django.db import transaction
 
 from ..conf import wsreject_settings
-from ..offload import require_io
+from ..offload import NeedsIO, require_io
 from ..reporting import warn_rate_limited
-from . import push
+from . import bus
 
 T = TypeVar("T")
 
@@ -93,7 +100,8 @@ def get_cache(alias: str | None = None) -> BaseCache:
 def _caches_changed(setting: str, **kwargs: Any) -> None:
     if setting in ("CACHES", "WSREJECT"):
         _shared_caches.clear()
-        push.stop_all()
+        bus.stop_all()
+        local.clear()
 
 
 setting_changed.connect(_caches_changed, dispatch_uid="wsreject.access.versions.caches")
@@ -134,17 +142,19 @@ def cache_failed(exc: BaseException) -> None:
     warn_rate_limited("cache", "WebSocket access cache unavailable, reading the database instead: %r", exc)
 
 
-# --- the in-process layer in front of a local-memory cache -----------------------------------------
+# --- the in-process layer in front of a local-memory cache, or of Redis kept current by push ------
 
 
 class LocalLayer:
-    """Python objects in front of a ``LocMemCache``, so a warm handshake neither pickles nor
-    validates cache keys.
+    """Python objects in front of the cache, so a warm handshake neither pickles nor validates
+    cache keys, nor (with Redis) makes a round trip.
 
-    Only used when ``WSREJECT["CACHE"]`` is a local-memory cache, which is per process anyway.
-    Versions read from it are trusted for :data:`RECHECK` seconds (a bump made in this process
-    forgets them at once, so the process's own changes hold at its next handshake; other
-    processes' are bounded by ``MAX_STALENESS`` plus that). Entries are kept with the versions
+    Used when ``WSREJECT["CACHE"]`` is a local-memory cache, which is per process anyway, or a
+    Redis cache whose invalidation bus is up in this process (see :func:`uses_local_layer`).
+    Versions are trusted for :data:`RECHECK` seconds with local memory (a bump made in this
+    process forgets them at once, so the process's own changes hold at its next handshake; other
+    processes' are bounded by ``MAX_STALENESS`` plus that), for ``VERSION_RECHECK`` with Redis,
+    where every process's bumps reach every process by push. Entries are kept with the versions
     they were computed under, at most :data:`MAX_ENTRIES` of them (the oldest go first). Values
     must be immutable, or copied by the caller before use.
     """
@@ -155,18 +165,35 @@ class LocalLayer:
     def __init__(self) -> None:
         self.versions: dict[str, tuple[str, float]] = {}
         self.entries: dict[str, tuple[tuple[str, ...], Any]] = {}
+        #: Bumped by every forget: a version read while a push arrived is not kept.
+        self.generation = 0
 
     def version(self, cache: BaseCache, key: str) -> str:
         seen = self.versions.get(key)
         now = time.monotonic()
-        if seen is not None and now - seen[1] < self.RECHECK:
+        if seen is not None and now - seen[1] < (self.RECHECK if is_process_local(cache) else wsreject_settings.VERSION_RECHECK):
             return seen[0]
+        require_cache_io(cache)
+        generation = self.generation
         version = current_version(cache, key, cache.get_many([key]))
-        self.versions[key] = (version, now)
+        if generation == self.generation:
+            self.versions[key] = (version, now)
         return version
 
     def forget_version(self, key: str) -> None:
+        self.generation += 1
         self.versions.pop(key, None)
+
+    def forget(self, key: str) -> None:
+        """A key changed in some process (a version bumped, an entry dropped)."""
+        self.generation += 1
+        self.versions.pop(key, None)
+        self.entries.pop(key, None)
+
+    def forget_versions(self) -> None:
+        """Pushes may have been missed: read every version again (entries stay, under their stamps)."""
+        self.generation += 1
+        self.versions.clear()
 
     def get(self, key: str, stamp: tuple[str, ...], default: Any = None) -> Any:
         entry = self.entries.get(key)
@@ -180,16 +207,23 @@ class LocalLayer:
             del entries[next(iter(entries))]
 
     def clear(self) -> None:
+        self.generation += 1
         self.versions.clear()
         self.entries.clear()
 
 
 _MISSING: Any = object()
 local = LocalLayer()
+bus.add_listener(local.forget, local.forget_versions)
 
 
 def uses_local_layer(cache: BaseCache) -> bool:
-    return isinstance(cache, LocMemCache)
+    """Whether the local layer may answer for ``cache``: local memory, or Redis with this
+    process's invalidation bus up (started here on first use)."""
+    if isinstance(cache, LocMemCache):
+        return True
+    running = bus.bus_for(cache)
+    return running is not None and running.live
 
 
 def stamped(entry_key: str, version_keys: Sequence[str], compute: Callable[[], T]) -> T:
@@ -201,11 +235,23 @@ def stamped(entry_key: str, version_keys: Sequence[str], compute: Callable[[], T
     """
     cache = get_cache()
     if uses_local_layer(cache):
-        stamp = tuple(local.version(cache, key) for key in version_keys)
+        try:
+            stamp = tuple(local.version(cache, key) for key in version_keys)
+        except NeedsIO:
+            raise
+        except Exception as exc:
+            cache_failed(exc)
+            require_io()
+            return compute()
         value = local.get(entry_key, stamp, _MISSING)
         if value is _MISSING:
             require_io()
-            value = compute()
+            if not is_process_local(cache):
+                value = _shared_entry(cache, entry_key, stamp)
+            if value is _MISSING:
+                value = compute()
+                if not is_process_local(cache):
+                    _store_shared(cache, entry_key, stamp, value)
             local.put(entry_key, stamp, value)
         return value  # type: ignore[no-any-return]
     require_cache_io(cache)
@@ -221,11 +267,24 @@ def stamped(entry_key: str, version_keys: Sequence[str], compute: Callable[[], T
         return entry[1]  # type: ignore[no-any-return]
     require_io()
     value = compute()
+    _store_shared(cache, entry_key, stamp, value)
+    return value
+
+
+def _shared_entry(cache: BaseCache, entry_key: str, stamp: tuple[str, ...]) -> Any:
+    try:
+        entry = cache.get(entry_key)
+    except Exception as exc:
+        cache_failed(exc)
+        return _MISSING
+    return entry[1] if entry is not None and entry[0] == stamp else _MISSING
+
+
+def _store_shared(cache: BaseCache, entry_key: str, stamp: tuple[str, ...], value: Any) -> None:
     try:
         cache.set(entry_key, (stamp, value), timeout=wsreject_settings.PERMISSION_CACHE_TIMEOUT)
     except Exception as exc:
         cache_failed(exc)
-    return value
 
 
 def _bump_on_commit(key: str, using: str | None) -> None:
@@ -233,7 +292,7 @@ def _bump_on_commit(key: str, using: str | None) -> None:
         local.forget_version(key)
         cache = get_cache()
         cache.set(key, new_version(), timeout=version_timeout())
-        push.publish(cache, [key])  # open connections are decided again (wsreject.revocation)
+        bus.publish(cache, [key])
 
     transaction.on_commit(bump, using=using, robust=True)
 
