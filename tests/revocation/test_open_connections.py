@@ -227,3 +227,29 @@ def test_a_jwt_connection_closes_when_the_token_expires(deployment):
             await close_all(doomed + others)
 
     run(scenario())
+
+
+def test_local_memory_profile_closes_within_max_staleness(tmp_path):
+    """Without Redis every process has its own cache: a change made in a third process reaches
+    the open connections of both servers by their periodic re-check, within ``MAX_STALENESS``."""
+    data = prepare_demo(tmp_path, {"DJANGO_SECRET_KEY": "revocation-local-" + uuid.uuid4().hex, "WSREJECT_LOG_LEVEL": "INFO"})
+    staleness = 5.0  # WSREJECT["MAX_STALENESS"]'s default, which the demo keeps
+    with contextlib.ExitStack() as stack:
+        servers = [stack.enter_context(running_server("uvicorn-websockets", "project.asgi:application", env=data.env)) for _ in range(2)]
+
+        async def scenario():
+            rooms = [await hold(f"alice room on {s.port}", s, ROOM, bearer(data.tokens["alice"])) for s in servers]
+            others = [await hold(f"bob private on {s.port}", s, PRIVATE, bearer(data.tokens["bob"])) for s in servers]
+            committed = await change_and_watch(
+                data.env,
+                "import time\nfrom django.contrib.auth.models import User\n"
+                "User.objects.get(username='alice').groups.clear()\nresult(time.time())\n",
+                tmp_path, rooms, within=staleness,
+            )  # fmt: skip
+            try:
+                assert_closed(rooms, committed, 4403, "Not allowed to join this room", within=staleness)
+                await assert_alive(others)
+            finally:
+                await close_all(rooms + others)
+
+        run(scenario())
