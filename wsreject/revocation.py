@@ -37,7 +37,7 @@ import json
 import logging
 import time
 from collections import deque
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .access import bus
 from .access.versions import PERMS_VERSION_KEY, RULES_VERSION_KEY, get_cache, is_process_local, local, user_version_key
@@ -45,6 +45,9 @@ from .authentication.base import NOT_AUTHENTICATED
 from .conf import wsreject_settings
 from .connections import Connection, close_revoked, registry
 from .denial import DenyHandshake
+
+if TYPE_CHECKING:
+    from .decision import Decision
 from .offload import run_off_loop_if_needed
 from .scope import escape
 
@@ -94,16 +97,26 @@ def _on_loops(callback: Any) -> None:
 
 
 class Rechecker:
-    """The queue of connections to decide again, drained by a few tasks of one event loop."""
+    """The queue of connections to decide again, drained by a few tasks of one event loop.
+
+    Connections queued by one change form a batch: those with the same handshake (path,
+    headers, query, client address) share one decision, so a change affecting many connections
+    of a few kinds costs a few decisions. A connection queued again by a later change moves to
+    the later batch (a decision made before that change is not reused for it)."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
         self.queue: deque[Connection] = deque()
+        self.batch_of: dict[Connection, Batch] = {}
         self.workers: set[asyncio.Task[None]] = set()
 
     def add(self, connections: list[Connection]) -> None:
+        batch: Batch = {}
         for connection in connections:
-            if connection.open and not connection.pending:
+            if not connection.open:
+                continue
+            self.batch_of[connection] = batch
+            if not connection.pending:
                 connection.pending = True
                 self.queue.append(connection)
         while self.queue and len(self.workers) < WORKERS:
@@ -115,10 +128,30 @@ class Rechecker:
         while self.queue:
             connection = self.queue.popleft()
             connection.pending = False
+            batch = self.batch_of.pop(connection, {})
             try:
-                await decide_again(connection)
+                await decide_again(connection, batch)
             except Exception:
                 logger.exception("Re-checking %r failed", connection)
+
+
+Batch = dict[tuple[Any, ...], "asyncio.Future[Decision]"]
+
+
+def handshake_key(connection: Connection) -> tuple[Any, ...]:
+    """What a decision can depend on in a handshake's scope (not the client's port, nor the
+    handshake's own ``Sec-WebSocket-Key``)."""
+    scope = connection.scope
+    client = scope.get("client")
+    return (
+        id(connection.application),
+        scope.get("path"),
+        scope.get("root_path"),
+        scope.get("query_string"),
+        tuple(header for header in scope.get("headers") or () if header[0].lower() != b"sec-websocket-key"),
+        tuple(scope.get("subprotocols") or ()),
+        client[0] if client else None,
+    )
 
 
 _recheckers: dict[asyncio.AbstractEventLoop, Rechecker] = {}
@@ -137,13 +170,11 @@ def is_gone(connection: Connection) -> bool:
     return not connection.open
 
 
-async def decide_again(connection: Connection) -> None:
+async def decide_again(connection: Connection, batch: Batch | None = None) -> None:
     """One re-check: the decision a new handshake with this connection's scope would get now."""
-    from .decision import decide  # the top of the stack: imported when first needed
-
     if not connection.open:
         return
-    decision = await decide(connection.scope, application=connection.application)
+    decision = await shared_decision(connection, {} if batch is None else batch)
     if is_gone(connection):  # closed while it was decided
         return
     denial = decision.denial
@@ -154,6 +185,24 @@ async def decide_again(connection: Connection) -> None:
             await arm_expiry(connection)  # admitted past its expiry: extended (a session), read it again
         return
     await revoke(connection, denial)
+
+
+async def shared_decision(connection: Connection, batch: Batch) -> Decision:
+    from .decision import decide  # the top of the stack: imported when first needed
+
+    key = handshake_key(connection)
+    pending = batch.get(key)
+    if pending is not None:
+        return await asyncio.shield(pending)
+    pending = batch[key] = asyncio.get_running_loop().create_future()
+    try:
+        decision = await decide(connection.scope, application=connection.application)
+    except BaseException as exc:
+        del batch[key]
+        pending.cancel()
+        raise exc
+    pending.set_result(decision)
+    return decision
 
 
 def same_user(user: Any, pk: str) -> bool:

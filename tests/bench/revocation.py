@@ -30,7 +30,7 @@ ROOM, PRIVATE = "/ws/rooms/lobby/", "/ws/private/"
 
 def percentile(values: list[float], fraction: float) -> float:
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(fraction * (len(ordered) - 1))))]
+    return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
 
 
 async def open_many(specs: list[tuple[str, object, str, str]], concurrency: int = 50) -> list[Held]:
@@ -82,7 +82,16 @@ def main() -> int:
     affected = max(1, total // 10)
     with tempfile.TemporaryDirectory() as name, contextlib.ExitStack() as stack:
         directory = Path(name)
-        data = prepare_demo(directory, {"REDIS_URL": REDIS_URL, "WSREJECT_LOG_LEVEL": "WARNING", "DJANGO_DEBUG": "0"})
+        data = prepare_demo(
+            directory,
+            {
+                "REDIS_URL": REDIS_URL,
+                "WSREJECT_LOG_LEVEL": "WARNING",
+                "DJANGO_DEBUG": "0",
+                "DJANGO_SECRET_KEY": "bench-revocation-secret-key-0123456789",
+                "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost",
+            },
+        )
         servers = [
             stack.enter_context(running_server("uvicorn-websockets", "project.asgi:application", env=data.env)) for _ in range(2)
         ]
