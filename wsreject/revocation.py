@@ -33,6 +33,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import contextvars
 import json
 import logging
 import time
@@ -90,7 +91,7 @@ def _on_loops(callback: Any) -> None:
             registry.loops.discard(loop)
             continue
         with contextlib.suppress(RuntimeError):  # a loop closing meanwhile
-            loop.call_soon_threadsafe(callback)
+            loop.call_soon_threadsafe(callback, context=contextvars.Context())
 
 
 # --- re-checking -------------------------------------------------------------------------------
@@ -120,7 +121,7 @@ class Rechecker:
                 connection.pending = True
                 self.queue.append(connection)
         while self.queue and len(self.workers) < WORKERS:
-            task = self.loop.create_task(self._work())
+            task = self.loop.create_task(self._work(), context=contextvars.Context())
             self.workers.add(task)
             task.add_done_callback(self.workers.discard)
 
@@ -226,7 +227,7 @@ async def revoke(connection: Connection, denial: DenyHandshake) -> None:
 
 def registered(connection: Connection) -> None:
     """A new connection: learn its credential (for the index and the expiry) off the handshake's path."""
-    connection.loop.create_task(arm_expiry(connection))
+    connection.loop.create_task(arm_expiry(connection), context=contextvars.Context())  # not the handshake's
     _ensure_sweep(connection.loop)
     try:
         bus.bus_for(get_cache())  # this process hears the other processes' changes from now on
@@ -255,7 +256,7 @@ async def arm_expiry(connection: Connection) -> None:
     if expires is None:
         return
     delay = max(0.0, expires + float(wsreject_settings.EXPIRY_GRACE or 0) - time.time())
-    connection.timer = connection.loop.call_later(delay, recheck, [connection])
+    connection.timer = connection.loop.call_later(delay, recheck, [connection], context=contextvars.Context())
 
 
 def credential_of(scope: dict[str, Any]) -> tuple[str | None, float | None] | None:
@@ -318,7 +319,7 @@ _sweeps: dict[asyncio.AbstractEventLoop, asyncio.Task[None]] = {}
 def _ensure_sweep(loop: asyncio.AbstractEventLoop) -> None:
     task = _sweeps.get(loop)
     if task is None or task.done():
-        _sweeps[loop] = loop.create_task(_sweep(loop))
+        _sweeps[loop] = loop.create_task(_sweep(loop), context=contextvars.Context())
 
 
 async def _sweep(loop: asyncio.AbstractEventLoop) -> None:
