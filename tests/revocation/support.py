@@ -60,9 +60,7 @@ def bearer(token: str) -> list[tuple[str, str]]:
     return [("Authorization", f"Bearer {token}")]
 
 
-async def change_and_watch(
-    env: dict[str, str], code: str, directory: Path, closing: list[Held], *, within: float
-) -> float:
+async def change_and_watch(env: dict[str, str], code: str, directory: Path, closing: list[Held], *, within: float) -> float:
     """Run ``code`` in a third process (``manage.py shell``, started beforehand) and wait at most
     ``within`` seconds after it returns for every connection of ``closing`` to close. The code
     must end with ``result(time.time())`` once its change is committed; that time is returned."""

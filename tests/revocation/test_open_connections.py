@@ -17,6 +17,7 @@ import uuid
 
 import pytest
 
+from tests.admin.admin_client import CREATE_ADMIN
 from tests.security.deployment import django_shell, postgres_database
 from tests.support.demo import prepare_demo
 from tests.support.servers import running_server
@@ -151,7 +152,9 @@ def test_deleting_a_token_closes_only_the_connections_opened_with_it(deployment)
 
     async def scenario():
         doomed = [await hold(f"bob second token on {s.kind}:{s.port}", s, PRIVATE, bearer(second)) for s in (one, two, daphne)]
-        others = [await hold(f"bob demo token on {s.kind}:{s.port}", s, PRIVATE, bearer(tokens["bob"])) for s in (one, two, daphne)]
+        others = [
+            await hold(f"bob demo token on {s.kind}:{s.port}", s, PRIVATE, bearer(tokens["bob"])) for s in (one, two, daphne)
+        ]
         others.append(await hold("alice room", one, ROOM, bearer(tokens["alice"])))
         committed = await change_and_watch(
             deployment["env"],
@@ -214,7 +217,9 @@ def test_a_jwt_connection_closes_when_the_token_expires(deployment):
 
     async def scenario():
         doomed = [await hold(f"carol jwt on {s.kind}:{s.port}", s, PRIVATE, bearer(jwt)) for s in (one, two, daphne)]
-        others = [await hold(f"carol token on {s.kind}:{s.port}", s, PRIVATE, bearer(tokens["carol"])) for s in (one, two, daphne)]
+        others = [
+            await hold(f"carol token on {s.kind}:{s.port}", s, PRIVATE, bearer(tokens["carol"])) for s in (one, two, daphne)
+        ]
         assert time.time() < exp, "the JWT expired before the connections were open: the machine is too slow"
         watchers = [held.watcher for held in doomed if held.watcher is not None]
         await asyncio.wait(watchers, timeout=max(0.1, exp + WITHIN - time.time()))
@@ -235,7 +240,9 @@ def test_local_memory_profile_closes_within_max_staleness(tmp_path):
     data = prepare_demo(tmp_path, {"DJANGO_SECRET_KEY": "revocation-local-" + uuid.uuid4().hex, "WSREJECT_LOG_LEVEL": "INFO"})
     staleness = 5.0  # WSREJECT["MAX_STALENESS"]'s default, which the demo keeps
     with contextlib.ExitStack() as stack:
-        servers = [stack.enter_context(running_server("uvicorn-websockets", "project.asgi:application", env=data.env)) for _ in range(2)]
+        servers = [
+            stack.enter_context(running_server("uvicorn-websockets", "project.asgi:application", env=data.env)) for _ in range(2)
+        ]
 
         async def scenario():
             rooms = [await hold(f"alice room on {s.port}", s, ROOM, bearer(data.tokens["alice"])) for s in servers]
@@ -253,3 +260,40 @@ def test_local_memory_profile_closes_within_max_staleness(tmp_path):
                 await close_all(rooms + others)
 
         run(scenario())
+
+
+def test_logging_out_closes_the_connections_of_that_session_and_the_admin_says_so(deployment):
+    from http.cookiejar import CookieJar
+    from urllib.request import HTTPCookieProcessor
+
+    from tests.admin.admin_client import AdminClient
+    from tests.admin.html_forms import form_fields
+
+    one, two, daphne = deployment["servers"]
+    django_shell(deployment["env"], CREATE_ADMIN)
+    admin = AdminClient(one).login()
+    jar: CookieJar = next(h for h in admin.opener.handlers if isinstance(h, HTTPCookieProcessor)).cookiejar
+    session = next(cookie.value for cookie in jar if cookie.name == "sessionid")
+    status, page = admin.request("/admin/wsreject/accessrule/endpoints/")
+    assert status == 200 and "open connections they no longer allow are closed" in page
+
+    async def scenario():
+        cookie = [("Cookie", f"sessionid={session}")]
+        doomed = [await hold(f"admin session on {s.kind}:{s.port}", s, PRIVATE, cookie) for s in (one, two, daphne)]
+        others = [
+            await hold(f"bob on {s.kind}:{s.port}", s, PRIVATE, bearer(deployment["tokens"]["bob"])) for s in (one, two, daphne)
+        ]
+        status, page = await asyncio.to_thread(admin.request, "/admin/")
+        assert status == 200
+        started = time.time()
+        status, _ = await asyncio.to_thread(admin.request, "/admin/logout/", form_fields(page, "logout-form"))
+        assert status in (200, 302)
+        watchers = [held.watcher for held in doomed if held.watcher is not None]
+        await asyncio.wait(watchers, timeout=WITHIN)
+        try:
+            assert_closed(doomed, started, 4401, "Not authenticated")
+            await assert_alive(others)
+        finally:
+            await close_all(doomed + others)
+
+    run(scenario())
