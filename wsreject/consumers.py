@@ -214,9 +214,16 @@ class AuthorizedConsumer:
             raise StopConsumer() from None
 
     async def _deny(self, exc: BaseException) -> None:
+        """The one denial path: the handshake's (its handler, its mode resolved at the route),
+        as for a denial raised in middleware; without a wsreject stack, the transport directly."""
         await self._discard_groups()
-        if not self._client_left(exc):
-            await deny(self.scope, self._client_send, self._response_for(exc), denial_mode=self._denial_mode())
+        if self._client_left(exc):
+            return
+        handshake = current_handshake(self.scope)
+        if handshake is not None and not self.denial_mode:
+            await handshake.fail(self.scope, exc)
+            return
+        await deny(self.scope, self._client_send, self._response_for(exc), denial_mode=self._denial_mode())
 
     def _client_left(self, exc: BaseException) -> bool:
         """Whether ``exc`` is the server saying the client is gone (a send raised, e.g.

@@ -144,6 +144,16 @@ class DenialResponse:
             raise ValueError(f"invalid media_type {media_type!r}")
         self.media_type = None if has_type or not body_allowed(status_code) else media_type
 
+    @classmethod
+    def _checked(cls, status_code: int, headers: HeaderPairs, body: bytes, detail: str, media_type: str | None) -> DenialResponse:
+        """A response from parts :class:`DenyHandshake` validated already (no second pass)."""
+        response = cls.__new__(cls)
+        response.status_code, response.headers, response.body = status_code, headers, body
+        response.detail = detail
+        has_type = any(name == b"content-type" for name, _ in headers)
+        response.media_type = None if has_type or not body_allowed(status_code) else media_type
+        return response
+
     def asgi_messages(self) -> list[dict[str, Any]]:
         """The two messages of the ASGI WebSocket Denial Response extension."""
         headers = list(self.headers)
@@ -189,9 +199,10 @@ class DenyHandshake(Exception):
     def response(self) -> DenialResponse:
         """Render as FastAPI does: compact JSON, or no body where HTTP allows none."""
         text = self.detail if isinstance(self.detail, str) else render_json(self.detail).decode()
+        # Status, headers and body were validated when the exception was built: not again.
         if not body_allowed(self.status_code):
-            return DenialResponse(self.status_code, headers=self.headers, detail=text)
-        return DenialResponse(self.status_code, headers=self.headers, body=self._body, detail=text, media_type="application/json")
+            return DenialResponse._checked(self.status_code, self.headers, b"", text, None)
+        return DenialResponse._checked(self.status_code, self.headers, self._body, text, "application/json")
 
 
 class DenyWithResponse(DenyHandshake):

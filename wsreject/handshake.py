@@ -47,6 +47,7 @@ class Handshake:
         "exception_handler",
         "expects_route",
         "hops",
+        "miss_mode",
         "on_accepted",
         "on_closed",
         "on_decided",
@@ -86,6 +87,7 @@ class Handshake:
         self.route_base: str | None = None  # path_remaining where the recording started
         self.route_checks: list[RouteHook] = []  # the route-dependent decisions, run at the leaf
         self.expects_route = False  # a recorded routing is below: a consumer must be reached through it
+        self.miss_mode: str | None = None  # the mode of a nested stack whose router found no route
         self.unseen: str | None = None  # the route (mount) behind which the leaf could not be seen
 
     async def reach(self, scope: Scope, hit: RouteHit) -> None:

@@ -22,6 +22,8 @@ import asyncio
 import logging
 from typing import Any
 
+from django.urls.exceptions import Resolver404
+
 from .access.enforcement import AccessRuleMiddleware
 from .authentication import CredentialsMiddleware
 from .conf import wsreject_settings
@@ -107,12 +109,20 @@ class DenialMiddleware(Wrapper):
             unwatch(handshake)
 
     async def _nested(self, handshake: Handshake, scope: Scope, receive: Receive, send: Send) -> Any:
+        before = handshake.denial_mode, handshake.exception_handler
         if self.denial_mode is not None:
             handshake.denial_mode = self.denial_mode
         if self.exception_handler is not None:
             handshake.exception_handler = self.exception_handler
         try:
             await self.inner(scope, receive, send)
+        except Resolver404:
+            # A nested router found no route: the router above tries its next one, as with
+            # plain Channels, and this stack's settings no longer apply.
+            handshake.denial_mode, handshake.exception_handler = before
+            if self.denial_mode is not None and handshake.miss_mode is None:
+                handshake.miss_mode = self.denial_mode  # if no route matches at all, the 404 goes out so
+            raise
         except Exception as exc:
             await handshake.fail(scope, exc)
 
@@ -206,6 +216,8 @@ class RouteNotFoundMiddleware(Wrapper):
         except ValueError as exc:
             handshake = current_handshake(scope)
             if str(exc).startswith(NO_ROUTE) and (handshake is None or handshake.route is None):
+                if handshake is not None and handshake.miss_mode is not None:
+                    handshake.denial_mode = handshake.miss_mode  # the mount the path went furthest into
                 raise DenyHandshake(404) from None
             raise
 

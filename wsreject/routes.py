@@ -277,6 +277,8 @@ class RouteRecorder:
             return await self.inner(scope, receive, send)
         except Resolver404:
             del hops[mark:]  # the router will try its next route: this one led nowhere
+            if self.leaf:
+                handshake.route = None
             raise
 
     def __repr__(self) -> str:

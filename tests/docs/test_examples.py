@@ -33,6 +33,7 @@ PAGES = [
     "browsers.md",
     "settings.md",
     "exceptions.md",
+    "decisions.md",
     "performance.md",
 ]
 #: Pages with no Python to show (the table of contents): they need a checked block of another kind.

@@ -122,6 +122,8 @@ CORE = [
     "wsreject.denial",
     "wsreject.transport",
     "wsreject.handshake",
+    "wsreject.routes",
+    "wsreject.decision",
     "wsreject.middleware",
     "wsreject.permissions",
     "wsreject.throttling",

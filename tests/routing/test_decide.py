@@ -63,7 +63,11 @@ def test_decide_agrees_with_a_live_handshake(demo_tokens, path, user, status):
 def test_decide_reports_endpoint_arguments_and_user(demo_tokens):
     decision = probe("/ws//rooms/lobby/", demo_tokens["alice"])
     assert decision.endpoint is not None
-    assert (decision.endpoint.name, decision.endpoint.kwargs, decision.endpoint.path) == ("rooms", {"name": "lobby"}, "/ws/rooms/lobby/")
+    assert (decision.endpoint.name, decision.endpoint.kwargs, decision.endpoint.path) == (
+        "rooms",
+        {"name": "lobby"},
+        "/ws/rooms/lobby/",
+    )
     assert decision.user.username == "alice"
 
 

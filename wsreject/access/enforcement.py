@@ -62,11 +62,12 @@ class AccessRuleMiddleware:
             handshake = Handshake(receive, send)
             scope = dict(scope, **{HANDSHAKE_KEY: handshake})
             receive = handshake.receive
-        if routing.has_router:
-            handshake.route_base = scope.get("path_remaining")
-            handshake.expects_route = True
-        if self.enabled and not getattr(handshake, "routing_only", False):
-            handshake.route_checks.append(self.check_route)
+        if not handshake.expects_route:  # the outermost rules: they see the whole routing below
+            if routing.has_router:
+                handshake.route_base = scope.get("path_remaining")
+                handshake.expects_route = True
+            if self.enabled and not getattr(handshake, "routing_only", False):
+                handshake.route_checks.append(self.check_route)
         return await self.inner(scope, receive, send)
 
     @property
