@@ -17,6 +17,7 @@ class WSRejectConfig(AppConfig):
         from .access.denial_log import connect_denial_log
         from .access.invalidation import connect_receivers
         from .daphne.checks import check_daphne_order
+        from .isolation import connect_isolation
         from .layer_checks import check_channel_layers
 
         checks.register(core_checks.check_settings)
@@ -27,4 +28,5 @@ class WSRejectConfig(AppConfig):
         connect_receivers()
         revocation.install()
         connect_denial_log()
+        connect_isolation()
         post_migrate.connect(create_declared_permissions, sender=self, dispatch_uid="wsreject.declared_perms")

@@ -6,7 +6,8 @@ endpoint** (the consumer class, whatever path spelling reached it, or the
 throttle's own ``scope`` name), never by the raw path. Counters are fixed
 windows that start at a client's first attempt, counted atomically with the
 cache's ``add`` and ``incr`` (atomic on Redis and in local memory), so
-concurrent handshakes cannot slip through together; they live in
+concurrent handshakes cannot slip through together (on Django's ``RedisCache``: one script, one
+round trip); they live in
 ``WSREJECT["THROTTLE_CACHE"]``: give throttles a cache of their own (check
 ``wsreject.W025``) so that a flood of other keys cannot evict them. Shared on
 Redis, every process shares the budget. A refusal is ``429`` with
@@ -24,9 +25,10 @@ import hashlib
 import ipaddress
 import math
 import time
-from typing import Any
+from typing import Any, cast
 
 from django.core.cache import BaseCache
+from django.core.cache.backends.redis import RedisCache
 
 from .access.versions import get_cache, require_cache_io
 from .authentication import is_authenticated
@@ -35,6 +37,18 @@ from .denial import DenyHandshake, is_unavailable
 from .offload import NeedsIO, once
 from .permissions import BasePermission
 from .scope import Scope, header_values
+
+#: One fixed window on Redis, atomically: count the attempt, start the window's expiry with the
+#: first one (or when the key somehow has none), answer the count and the milliseconds left.
+_REDIS_WINDOW = """
+local count = redis.call('INCR', KEYS[1])
+local ttl = redis.call('PTTL', KEYS[1])
+if count == 1 or ttl < 0 then
+  redis.call('PEXPIRE', KEYS[1], ARGV[1])
+  ttl = tonumber(ARGV[1])
+end
+return {count, ttl}
+"""
 
 _UNITS = {"s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "hour": 3600}
 
@@ -116,6 +130,8 @@ class Throttle(BasePermission):
 
     def hit(self, cache: BaseCache, key: str) -> tuple[int, float]:
         """Count one attempt; the count in this window and when the window started."""
+        if isinstance(cache, RedisCache):
+            return self._hit_redis(cache, key)
         now = time.time()
         timeout = math.ceil(self.period)
         cache.add(f"{key}:start", now, timeout=timeout)
@@ -128,6 +144,13 @@ class Throttle(BasePermission):
             count = 1
         started = cache.get(f"{key}:start")
         return count, float(started) if started is not None else now
+
+    def _hit_redis(self, cache: RedisCache, key: str) -> tuple[int, float]:
+        """:meth:`hit` in one round trip: the counter and its window's expiry in one script."""
+        period_ms = max(1, math.ceil(self.period * 1000))
+        client = cast(Any, cache)._cache.get_client(write=True)
+        count, ttl_ms = client.eval(_REDIS_WINDOW, 1, cache.make_and_validate_key(f"{key}:n"), period_ms)
+        return int(count), time.time() - (period_ms - int(ttl_ms)) / 1000
 
     def check(self, scope: Scope, consumer: Any) -> DenyHandshake | None:
         cache = self.get_cache()

@@ -19,7 +19,7 @@ from tests.support.servers import REPO_ROOT
 
 from . import chart, report
 from .load import wrk_version
-from .peers import DAPHNE_FLAGS, PEERS, UVICORN_FLAGS
+from .peers import DAPHNE_FLAGS, PEERS, PEERS_BY_KEY, UVICORN_FLAGS
 from .provision import provision
 from .runner import Options, Runner, say
 from .scenarios import SCENARIOS
@@ -49,7 +49,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--scenarios", help="comma-separated scenarios (default: all)")
     parser.add_argument("--log-level", default="WARNING", help="WSREJECT_LOG_LEVEL of the demo's servers (WARNING)")
     parser.add_argument("--redis", action="store_true", help="serve the Django peers with REDIS_URL (a flushed database) instead of the local-memory cache")
-    parser.add_argument("--redis-db", type=int, default=12, help="the Redis database number for --redis (12)")
+    parser.add_argument("--redis-db", type=int, default=12, help="the Redis database number for --redis and the *-redis peers (12)")
     parser.add_argument("--server-core", type=int, default=0, help="core the servers are pinned to (0)")
     parser.add_argument("--client-core", type=int, default=1, help="core the load generators are pinned to (1)")
     parser.add_argument("--no-pin", action="store_true", help="do not pin (machines with one core)")
@@ -143,7 +143,11 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="wsreject-bench-db-") as tmp:
         say(f"preparing the demo database in {tmp}")
-        prov = provision(Path(tmp), log_level=args.log_level, redis_db=args.redis_db if args.redis else None)
+        redis_peers = any(PEERS_BY_KEY[key].redis for key in args.peers)
+        prov = provision(
+            Path(tmp), log_level=args.log_level, redis_db=args.redis_db if args.redis else None,
+            peer_redis_db=args.redis_db if redis_peers else None,
+        )  # fmt: skip
         runner = Runner(options, prov)
         runner.run()
     info["loadavg_after"] = os.getloadavg()
@@ -160,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
             "smoke": args.smoke, "duration_s": args.duration, "rounds": args.rounds, "connections": args.connections,
             "warmup_answers": args.warmup, "soak_denials": args.soak_denials,
             "count_check_seconds": args.count_check_seconds, "peers": args.peers, "scenarios": args.scenarios,
-            "log_level": args.log_level, "redis_url": prov.redis_url, "django_debug": False,
+            "log_level": args.log_level, "redis_url": prov.redis_url, "redis_peers_url": prov.peer_redis_url, "django_debug": False,
             "server_core": server_core, "client_core": client_core, "wrk_threads": 1,
             "uvicorn_flags": list(UVICORN_FLAGS), "daphne_flags": list(DAPHNE_FLAGS),
             "database": "SQLite file (tests.support.demo.prepare_demo)",

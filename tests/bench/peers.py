@@ -35,11 +35,14 @@ class Peer:
     app: str
     family: str  # how scenarios map onto it: see scenarios.request_for
     django: bool  # serves project.settings: gets the demo's database (and Redis with --redis)
+    redis: bool = False  # the production profile: Redis for the cache, the throttles and the channel layer
+    workers: int = 1  # uvicorn --workers (processes sharing one listening socket)
 
     def command(self, port: int) -> list[str]:
         py = sys.executable
         if self.server == "uvicorn":
-            return [py, "-m", "uvicorn", "--host", HOST, "--port", str(port), *UVICORN_FLAGS, self.app]
+            workers = ["--workers", str(self.workers)] if self.workers > 1 else []
+            return [py, "-m", "uvicorn", "--host", HOST, "--port", str(port), *UVICORN_FLAGS, *workers, self.app]
         module = {"daphne-wsreject": "wsreject.daphne", "daphne-stock": "daphne"}[self.server]
         return [py, "-m", module, "-b", HOST, "-p", str(port), *DAPHNE_FLAGS, self.app]
 
@@ -51,6 +54,10 @@ PEERS: tuple[Peer, ...] = (
     Peer("wsreject", "wsreject / uvicorn", "uvicorn", DEMO_APP, "wsreject", True),
     Peer("daphne-wsreject", "wsreject / Daphne+wsreject", "daphne-wsreject", DEMO_APP, "wsreject", True),
     Peer("daphne-stock", "wsreject / stock Daphne", "daphne-stock", DEMO_APP, "wsreject-close", True),
+    # The production profile (Redis), beside the local-memory one in the same run.
+    Peer("wsreject-redis", "wsreject, Redis / uvicorn", "uvicorn", DEMO_APP, "wsreject", True, redis=True),
+    Peer("wsreject-redis-2w", "wsreject, Redis / uvicorn, 2 workers", "uvicorn", DEMO_APP, "wsreject", True, redis=True, workers=2),
+    Peer("daphne-wsreject-redis", "wsreject, Redis / Daphne+wsreject", "daphne-wsreject", DEMO_APP, "wsreject", True, redis=True),
 )
 PEERS_BY_KEY = {p.key: p for p in PEERS}
 

@@ -27,13 +27,17 @@ class Provision:
     creds: Credentials
     demo_env: dict[str, str]  # for every peer serving project.settings
     reference_env: dict[str, str]
-    redis_url: str | None
+    redis_url: str | None  # every Django peer on Redis (--redis)
     log_level: str
+    peer_redis_url: str | None = None  # the Redis peers' (flushed) database
 
     def env_for(self, peer: Peer) -> dict[str, str]:
         env = {"WSREJECT_LOG_LEVEL": self.log_level}
         if peer.django:
             env.update(self.demo_env)
+        if peer.redis:
+            assert self.peer_redis_url, "a Redis peer needs a provisioned Redis database"
+            env["REDIS_URL"] = self.peer_redis_url
         if peer.family == "fastapi":
             env.update(self.reference_env)
         return env
@@ -65,8 +69,12 @@ def flush_redis(url: str) -> None:
         raise SystemExit(f"--redis: cannot flush {url} ({exc}); is Redis running on 127.0.0.1:6379?") from exc
 
 
-def provision(directory: Path, *, log_level: str, redis_db: int | None) -> Provision:
+def provision(directory: Path, *, log_level: str, redis_db: int | None, peer_redis_db: int | None = None) -> Provision:
+    """``redis_db``: every Django peer on Redis (``--redis``); ``peer_redis_db``: only the Redis peers."""
     redis_url = f"redis://127.0.0.1:6379/{redis_db}" if redis_db is not None else None
+    peer_redis_url = f"redis://127.0.0.1:6379/{peer_redis_db}" if peer_redis_db is not None else None
+    if peer_redis_url:
+        flush_redis(peer_redis_url)
     extra = {
         "DJANGO_DEBUG": "0",
         "DJANGO_SECRET_KEY": "bench-" + secrets.token_urlsafe(32),
@@ -88,4 +96,5 @@ def provision(directory: Path, *, log_level: str, redis_db: int | None) -> Provi
         reference_env={"WSREJECT_REF_TOKENS": json.dumps(reference_tokens)},
         redis_url=redis_url,
         log_level=log_level,
+        peer_redis_url=peer_redis_url,
     )

@@ -59,6 +59,11 @@ def ratios(results: dict[str, Any]) -> dict[str, Any]:
             for s in ("session_accepted", "echo_accepted")
         },
         "vs_raw_limit": {p: {s: ratio((p, s), ("raw", s)) for s in scenarios} for p in peers},
+        # The production profile (Redis) against the local-memory one, and how it scales.
+        "redis_vs_local_memory_uvicorn": {s: ratio(("wsreject-redis", s), ("wsreject", s)) for s in scenarios},
+        "redis_vs_local_memory_daphne": {s: ratio(("daphne-wsreject-redis", s), ("daphne-wsreject", s)) for s in scenarios},
+        "redis_uvicorn_vs_fastapi": {s: ratio(("wsreject-redis", s), ("fastapi", s)) for s in scenarios},
+        "redis_2_workers_vs_1": {s: ratio(("wsreject-redis-2w", s), ("wsreject-redis", s)) for s in scenarios},
     }
     return out
 
@@ -161,6 +166,20 @@ def tables(results: dict[str, Any]) -> dict[str, tuple[list[str], list[list[str]
         rows.append(row)
     out["costs"] = (["per handshake, warm: queries / thread hops", "wsreject demo", "plain Channels"], rows)
 
+    rows = [
+        [
+            SCENARIOS_BY_KEY[s].label,
+            *(fmt_ratio(r.get(key, {}).get(s)) for key in ("redis_vs_local_memory_uvicorn", "redis_vs_local_memory_daphne", "redis_uvicorn_vs_fastapi", "redis_2_workers_vs_1")),
+        ]
+        for s in scenarios
+    ]
+    out["production"] = _without_empty_columns(
+        ["rate ratio", "Redis ÷ local memory (uvicorn)", "Redis ÷ local memory (Daphne+wsreject)", "Redis/uvicorn ÷ FastAPI", "Redis, 2 uvicorn workers ÷ 1"],
+        rows,
+    )
+    if len(out["production"][0]) == 1:
+        del out["production"]
+
     rows = []
     for p in peers:
         run = results["peers"][p]
@@ -210,6 +229,7 @@ TITLES = {
     "ratios": "Ratios (same run; per round, median over the rounds)",
     "same_server": "Denials with a credential vs without, same server",
     "accepted": "Accepted handshakes vs plain Channels",
+    "production": "The production profile (Redis) vs local memory, and 2 workers vs 1",
     "costs": "Cost per handshake (in process, warm caches)",
     "memory": "Server memory",
 }

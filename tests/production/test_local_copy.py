@@ -137,3 +137,19 @@ def test_a_resubscription_forgets_every_version(redis_profile):
             raw_redis().client_kill_filter(_id=client["id"])
     wait_for(lambda: not local.versions, what="reset")
     assert wait_for(lambda: bus.bus_for(cache).live, what="resubscription")
+
+
+def test_a_throttle_on_redis_is_one_round_trip_shared_by_every_process(redis_profile):
+    from django.contrib.auth.models import AnonymousUser
+
+    from wsreject.throttling import Throttle
+
+    scope = {"type": "websocket", "path": "/ws/x/", "client": ["10.0.0.9", 1], "headers": [], "user": AnonymousUser()}
+    one, other = Throttle("3/60s"), Throttle("3/60s")  # as in two processes: only Redis is shared
+    before = commands.value
+    answers = [throttle.check(scope, None) for throttle in (one, other, one)]
+    assert answers == [None, None, None]
+    assert commands.value - before == 3  # one round trip per handshake (the counter and its window)
+    denial = other.check(scope, None)
+    assert denial is not None and denial.status_code == 429
+    assert 59 <= int(dict(denial.headers)[b"retry-after"]) <= 60

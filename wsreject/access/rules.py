@@ -237,6 +237,12 @@ def current_rules() -> RuleSet:
     return _compiled
 
 
+def forget_compiled() -> None:
+    """Compile the rules again at the next handshake (see :mod:`wsreject.isolation`)."""
+    global _compiled
+    _compiled = RuleSet("")
+
+
 async def acurrent_rules() -> RuleSet:
     """:func:`current_rules` from async code: no thread hop while a local cache is warm."""
     return await run_off_loop_if_needed(current_rules)
