@@ -80,9 +80,21 @@ def changed(key: str) -> None:
     _on_loops(lambda: recheck(affected(key)))
 
 
+#: Seconds after the bus says pushes may have been missed before the catch-up re-check.
+CATCH_UP_DELAY = 0.5
+
+
 def missed() -> None:
-    """Pushes may have been missed (the subscription was down): re-check everything."""
-    _on_loops(lambda: recheck(list(registry)))
+    """Pushes may have been missed: the bus (re)subscribed, or went down. Once it is up again,
+    re-check every connection of this process once; while it is down the periodic re-check
+    (every ``MAX_STALENESS``) stands in, rather than a re-check of everything at each retry."""
+    _on_loops(lambda: asyncio.get_running_loop().call_later(CATCH_UP_DELAY, _catch_up))
+
+
+def _catch_up() -> None:
+    running = bus.bus_for(get_cache())
+    if running is not None and running.live:
+        recheck(list(registry))
 
 
 def _on_loops(callback: Any) -> None:
@@ -163,6 +175,8 @@ def recheck(connections: list[Connection]) -> None:
     loop = asyncio.get_running_loop()
     rechecker = _recheckers.get(loop)
     if rechecker is None:
+        for closed in [other for other in _recheckers if other.is_closed()]:
+            del _recheckers[closed]  # an event loop that ended (tests run many)
         rechecker = _recheckers[loop] = Rechecker(loop)
     rechecker.add([connection for connection in connections if connection.loop is loop])
 
@@ -198,10 +212,15 @@ async def shared_decision(connection: Connection, batch: Batch) -> Decision:
     pending = batch[key] = asyncio.get_running_loop().create_future()
     try:
         decision = await decide(connection.scope, application=connection.application)
-    except BaseException as exc:
+    except Exception as exc:  # decide() answers errors itself: this is a bug, told to every waiter
+        del batch[key]
+        pending.set_exception(exc)
+        pending.add_done_callback(lambda done: done.exception())  # retrieved even without waiters
+        raise
+    except BaseException:
         del batch[key]
         pending.cancel()
-        raise exc
+        raise
     pending.set_result(decision)
     return decision
 
@@ -249,13 +268,16 @@ async def arm_expiry(connection: Connection) -> None:
     key, expires = found
     if key is not None and connection.credential_key is None:
         registry.index_credential(connection, key)
+    grace = float(wsreject_settings.EXPIRY_GRACE or 0)
+    if expires is not None and connection.expires is not None and expires + grace <= time.time():
+        expires = None  # admitted after its expiry, and it says so still: no timer to loop on
     connection.expires = expires
     if connection.timer is not None:
         connection.timer.cancel()
         connection.timer = None
     if expires is None:
         return
-    delay = max(0.0, expires + float(wsreject_settings.EXPIRY_GRACE or 0) - time.time())
+    delay = max(0.0, expires + grace - time.time())
     connection.timer = connection.loop.call_later(delay, recheck, [connection], context=contextvars.Context())
 
 
@@ -319,6 +341,8 @@ _sweeps: dict[asyncio.AbstractEventLoop, asyncio.Task[None]] = {}
 def _ensure_sweep(loop: asyncio.AbstractEventLoop) -> None:
     task = _sweeps.get(loop)
     if task is None or task.done():
+        for closed in [other for other in _sweeps if other.is_closed()]:
+            del _sweeps[closed]
         _sweeps[loop] = loop.create_task(_sweep(loop), context=contextvars.Context())
 
 
