@@ -51,9 +51,9 @@ def reset_process_state() -> None:
         cache = get_cache()
         cache.set_many({key: new_version() for key in version_keys}, timeout=version_timeout())
         bus.publish(cache, sorted(version_keys))
-    throttle_alias = wsreject_settings.THROTTLE_CACHE
-    if throttle_alias not in (wsreject_settings.CACHE, "default"):
-        with contextlib.suppress(Exception):
+    with contextlib.suppress(Exception):  # settings a system check reports, a cache that is down
+        throttle_alias = wsreject_settings.THROTTLE_CACHE
+        if throttle_alias not in (wsreject_settings.CACHE, "default"):
             throttles = get_cache(throttle_alias)
             if is_process_local(throttles):
                 throttles.clear()

@@ -62,7 +62,11 @@ def parse(argv: list[str]) -> argparse.Namespace:
     args.warmup = args.warmup if args.warmup is not None else (100 if smoke else 2000)
     args.soak_denials = args.soak_denials if args.soak_denials is not None else (1500 if smoke else 20000)
     args.count_check_seconds = args.count_check_seconds if args.count_check_seconds is not None else (1 if smoke else 3)
+    explicit_peers = bool(args.peers)
     args.peers = _choose(parser, args.peers, [p.key for p in PEERS], "peer")
+    if not explicit_peers and not os.environ.get("CI") and _redis_unreachable(args.redis_db):
+        say(f"Redis does not answer at 127.0.0.1:6379/{args.redis_db}: the *-redis peers are left out")
+        args.peers = [key for key in args.peers if not PEERS_BY_KEY[key].redis]
     args.scenarios = _choose(parser, args.scenarios, [s.key for s in SCENARIOS], "scenario")
     if not (1 <= args.rounds <= 10 and 1 <= args.duration <= 120 and 1 <= args.connections <= 256 and 0 <= args.soak_denials <= 200_000):
         parser.error("keep it bounded: 1 <= rounds <= 10, 1 <= duration <= 120, 1 <= connections <= 256, soak-denials <= 200000")
@@ -70,6 +74,16 @@ def parse(argv: list[str]) -> argparse.Namespace:
         parser.error(f"--log-level must be a logging level name, not {args.log_level!r}")
     args.log_level = args.log_level.upper()
     return args
+
+
+def _redis_unreachable(db: int) -> bool:
+    import redis
+
+    try:
+        redis.Redis(host="127.0.0.1", port=6379, db=db, socket_timeout=2).ping()
+    except redis.RedisError:
+        return True
+    return False
 
 
 def _choose(parser: argparse.ArgumentParser, value: str | None, known: list[str], what: str) -> list[str]:
