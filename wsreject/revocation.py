@@ -246,6 +246,12 @@ async def revoke(connection: Connection, denial: DenyHandshake) -> None:
 
 def registered(connection: Connection) -> None:
     """A new connection: learn its credential (for the index and the expiry) off the handshake's path."""
+    try:  # indexed at once: a logout right after the handshake must find the connection
+        key = owner_key(connection.scope)
+    except Exception:
+        key = None  # arm_expiry tries again, and reports
+    if key is not None:
+        registry.index_credential(connection, key)
     connection.loop.create_task(arm_expiry(connection), context=contextvars.Context())  # not the handshake's
     _ensure_sweep(connection.loop)
     try:
@@ -288,20 +294,44 @@ def credential_of(scope: dict[str, Any]) -> tuple[str | None, float | None] | No
     Built in: sessions (the session's expiry), wsreject tokens (``expires``), SimpleJWT
     (``exp``). Another authenticator may define ``credential_expiry(scope, credential)``
     returning the same pair."""
+    found = recognised(scope)
+    if found is None:
+        return None
+    authenticator, credential, probe = found
+    hook = getattr(authenticator, "credential_expiry", None)
+    if hook is not None:
+        result: tuple[str | None, float | None] | None = hook(probe, credential)
+        return result
+    return builtin_expiry(authenticator, probe, credential)
+
+
+def recognised(scope: dict[str, Any]) -> tuple[Any, Any, dict[str, Any]] | None:
+    """The first configured authenticator recognising a credential in ``scope``, the credential
+    and the scope as authenticators read it; no I/O (their ``get_credential`` contract)."""
     from .authentication.base import AUTHORIZATION_KEY, parse_authorization
     from .authentication.credentials import candidates
 
     probe = dict(scope)
     probe[AUTHORIZATION_KEY] = parse_authorization(probe)
     found = candidates(probe, wsreject_settings.authenticators())
-    if not found:
+    return (found[0][0], found[0][1], probe) if found else None
+
+
+def owner_key(scope: dict[str, Any]) -> str | None:
+    """The cache key of the owner of the session or wsreject token ``scope`` presents (what a
+    logout or a deleted token publishes), computed without I/O."""
+    from .access.tokens import AccessTokenAuthenticator, digest
+    from .authentication.session import SessionAuthenticator, session_owner_key
+
+    found = recognised(scope)
+    if found is None:
         return None
-    authenticator, credential = found[0]
-    hook = getattr(authenticator, "credential_expiry", None)
-    if hook is not None:
-        result: tuple[str | None, float | None] | None = hook(probe, credential)
-        return result
-    return builtin_expiry(authenticator, probe, credential)
+    authenticator, credential, _ = found
+    if isinstance(authenticator, SessionAuthenticator):
+        return session_owner_key(credential)
+    if isinstance(authenticator, AccessTokenAuthenticator):
+        return f"wsreject:token:{digest(credential)}"
+    return None
 
 
 def builtin_expiry(authenticator: Any, scope: dict[str, Any], credential: Any) -> tuple[str | None, float | None] | None:
