@@ -30,6 +30,7 @@ from typing import Any, cast
 from django.core.cache import BaseCache
 from django.core.cache.backends.redis import RedisCache
 
+from .access.bus import has_bus
 from .access.versions import get_cache, require_cache_io
 from .authentication import is_authenticated
 from .conf import wsreject_settings
@@ -130,7 +131,7 @@ class Throttle(BasePermission):
 
     def hit(self, cache: BaseCache, key: str) -> tuple[int, float]:
         """Count one attempt; the count in this window and when the window started."""
-        if isinstance(cache, RedisCache):
+        if isinstance(cache, RedisCache) and has_bus(cache):  # a RedisCache whose redis-py client we can reach
             return self._hit_redis(cache, key)
         now = time.time()
         timeout = math.ceil(self.period)

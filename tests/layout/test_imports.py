@@ -15,11 +15,13 @@ if not PACKAGE.is_dir():  # the suite runs against the installed wheel
     PACKAGE = Path(wsreject.__file__).resolve().parent
 
 #: Modules of the access-management side the core may call into (cached permission sets, the
-#: access rules' middleware for the recommended stack, cache versions, users): nothing else.
+#: access rules' middleware for the recommended stack, cache versions and their invalidation bus,
+#: users): nothing else.
 CORE_MAY_USE = {
     "wsreject.access.permsets",
     "wsreject.access.enforcement",
     "wsreject.access.versions",
+    "wsreject.access.bus",
     "wsreject.access.users",
     "wsreject.access.endpoints",
 }

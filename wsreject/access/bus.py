@@ -54,13 +54,17 @@ def add_listener(on_key: Listener, on_reset: Reset | None = None) -> None:
 
 
 def has_bus(cache: BaseCache) -> bool:
-    return isinstance(cache, RedisCache)
+    """Django's ``RedisCache`` whose client hands out redis-py clients (any version that has one)."""
+    return isinstance(cache, RedisCache) and callable(getattr(getattr(cache, "_cache", None), "get_client", None))
 
 
 def channel_name(cache: RedisCache) -> str:
     """One channel per Redis database and key prefix: pub/sub is server-wide, caches are not."""
-    pool_kwargs = _redis(cache)._get_connection_pool(True).connection_kwargs
-    return cache.make_key(f"wsreject:bus:{pool_kwargs.get('db', 0)}")
+    try:
+        db = _redis(cache)._get_connection_pool(True).connection_kwargs.get("db", 0)
+    except Exception:  # another client layout: the key prefix still separates projects
+        db = 0
+    return cache.make_key(f"wsreject:bus:{db}")
 
 
 def _redis(cache: RedisCache) -> Any:
@@ -73,7 +77,7 @@ def publish(cache: BaseCache, keys: Iterable[str]) -> None:
     keys = [key for key in keys if key]
     if not keys:
         return
-    if not isinstance(cache, RedisCache):
+    if not isinstance(cache, RedisCache) or not has_bus(cache):
         for key in keys:  # this process's own changes reach its open connections at once
             _deliver(key)
         return
@@ -87,7 +91,7 @@ def publish(cache: BaseCache, keys: Iterable[str]) -> None:
 
 def bus_for(cache: BaseCache) -> Bus | None:
     """This process's running bus on ``cache`` (started on first use), or None without one."""
-    if not isinstance(cache, RedisCache):
+    if not isinstance(cache, RedisCache) or not has_bus(cache):
         return None
     bus = _buses.get(id(cache))
     if bus is None or bus.pid != os.getpid():

@@ -39,6 +39,7 @@ down too makes the handshake a ``503``.
 
 from __future__ import annotations
 
+import contextlib
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -204,7 +205,8 @@ class LocalLayer:
         entries.pop(key, None)
         entries[key] = (stamp, value)
         if len(entries) > self.MAX_ENTRIES:
-            del entries[next(iter(entries))]
+            with contextlib.suppress(RuntimeError, KeyError, StopIteration):  # the bus thread forgot one meanwhile
+                del entries[next(iter(entries))]
 
     def clear(self) -> None:
         self.generation += 1
