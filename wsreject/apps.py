@@ -11,6 +11,7 @@ class WSRejectConfig(AppConfig):
         from django.db.models.signals import post_migrate
 
         from . import checks as core_checks
+        from . import revocation
         from .access import checks as access_checks
         from .access.declared_perms import create_declared_permissions
         from .access.denial_log import connect_denial_log
@@ -27,6 +28,7 @@ class WSRejectConfig(AppConfig):
         checks.register(check_channel_layers)
         checks.register(access_checks.check_access_control)
         connect_receivers()
+        revocation.install()
         connect_denial_log()
         connect_isolation()
         post_migrate.connect(create_declared_permissions, sender=self, dispatch_uid="wsreject.declared_perms")

@@ -26,6 +26,8 @@ Every key, with its default (``docs/settings.md`` explains each one)::
         "TICKET_TTL": 30,               # seconds a browser ticket stays valid (it is valid once)
         "DENIAL_LOG_SIZE": 100,         # recent denials kept per process for the admin; 0: off
         "LOG_RATE": 100,                # denials logged one by one per second; beyond, one summary a second
+        "REVOCATION": True,             # re-check open connections when access changes; close those it refuses
+        "EXPIRY_GRACE": 0,              # seconds an open connection outlives its credential's expiry
     }
 """
 
@@ -62,6 +64,8 @@ DEFAULTS: dict[str, Any] = {
     "TICKET_TTL": 30,
     "DENIAL_LOG_SIZE": 100,
     "LOG_RATE": 100,
+    "REVOCATION": True,
+    "EXPIRY_GRACE": 0,
 }
 
 #: Keys of earlier versions, with what replaced them (check wsreject.E007).

@@ -26,14 +26,16 @@ accept, is sent by the consumer in its ``denial_mode`` and the consumer stops.
 
 from __future__ import annotations
 
+import inspect
 import logging
 from typing import Any
 
-from asgiref.sync import async_to_sync
+from asgiref.sync import async_to_sync, sync_to_async
 from channels.db import database_sync_to_async
 from channels.exceptions import StopConsumer
 
 from .authentication import refused_without_credentials, unauthenticated
+from .connections import close_revoked
 from .denial import DenyHandshake, denial_for_exception
 from .handshake import current_handshake
 from .offload import attempt_without_io, decision, require_io
@@ -104,6 +106,22 @@ class AuthorizedConsumer:
         """Called with the failing check's denial; raise it, or another one."""
         raise denial
 
+    async def on_access_revoked(self, denial: DenyHandshake) -> None:
+        """Access changed under this open connection and a new handshake would now get ``denial``
+        (see :mod:`wsreject.revocation`). The default closes it with ``4000 + status`` and the
+        detail as reason. Override to say goodbye first (then ``close()``), or to keep it open.
+        A coroutine runs on the event loop; a plain method in a worker thread."""
+        handshake = current_handshake(self.scope)
+        if handshake is not None:
+            await close_revoked(handshake, self.scope, denial)
+
+    async def _access_revoked(self, denial: DenyHandshake) -> None:
+        hook: Any = self.on_access_revoked
+        if inspect.iscoroutinefunction(hook):
+            await hook(denial)
+        else:
+            await sync_to_async(hook)(denial)
+
     def authorize(self) -> None:
         """Run every check; raise the denial. Synchronous: it may query the database."""
         permission = self.get_permissions()
@@ -134,6 +152,9 @@ class AuthorizedConsumer:
         On the event loop when the checks need no I/O (no thread hop), else in one worker thread."""
         self.scope = scope
         self._client_send = send  # a sync consumer's base_send blocks; denials sent from the loop need this
+        handshake = current_handshake(scope)
+        if handshake is not None:
+            handshake.on_revoked = self._access_revoked  # revocation asks this consumer first
         first = await receive()
         with decision():  # what the checks did on the loop is remembered if they run again in a thread
             if first["type"] == "websocket.connect":

@@ -48,8 +48,12 @@ class Handshake:
         "expects_route",
         "hops",
         "miss_mode",
+        "on_accepted",
+        "on_closed",
         "on_decided",
+        "on_revoked",
         "responded",
+        "revoked",
         "route",
         "route_base",
         "route_checks",
@@ -69,6 +73,10 @@ class Handshake:
         self.connect_received = False
         self.accepted = self.closed = self.responded = False
         self.on_decided: Callable[[], None] | None = None
+        self.on_accepted: Callable[[], None] | None = None  # the connection opened (see wsreject.connections)
+        self.on_closed: Callable[[], None] | None = None  # the application closed it
+        self.on_revoked: Callable[[Any], Awaitable[None]] | None = None  # the consumer's on_access_revoked
+        self.revoked = False  # closed by revocation: what the application sends after is dropped
         self.denial_mode = denial_mode
         self.exception_handler = exception_handler
         self.endpoint: Any = None  # the routed endpoint, when the access side resolved it
@@ -117,11 +125,17 @@ class Handshake:
         raise DenyHandshake(503, UNSEEN_ROUTE_DETAIL, headers={"Retry-After": "5"})
 
     async def send(self, message: Message) -> None:
+        if self.revoked:
+            return  # wsreject closed the socket: the application learns it from websocket.disconnect
         kind = message["type"]
         if kind == "websocket.accept":
             self.accepted = True
+            if self.on_accepted is not None:
+                self.on_accepted()
         elif kind == "websocket.close":
             self.closed = True
+            if self.on_closed is not None:
+                self.on_closed()
         elif kind == "websocket.http.response.start":
             self.responded = True
         if self.decided and self.on_decided is not None:
@@ -132,6 +146,19 @@ class Handshake:
         except OSError:  # uvicorn's ClientDisconnected and friends
             self.client_gone = True
             raise
+
+    async def close_revoked(self, code: int, reason: str) -> bool:
+        """Close an accepted connection whose access was revoked (``code``, ``reason``); False when
+        it was closed already. Later messages of the application are dropped: the server answers
+        its next ``receive()`` with ``websocket.disconnect``."""
+        if not self.accepted or self.closed or self.revoked:
+            return False
+        self.closed = self.revoked = True
+        if self.on_closed is not None:
+            self.on_closed()
+        with contextlib.suppress(OSError):
+            await self._send({"type": "websocket.close", "code": code, "reason": reason})
+        return True
 
     async def deny(self, scope: Scope, response: DenialResponse) -> None:
         """Send ``response`` (after ``websocket.connect``, reading it if needed)."""

@@ -27,6 +27,7 @@ from django.urls.exceptions import Resolver404
 from .access.enforcement import AccessRuleMiddleware
 from .authentication import CredentialsMiddleware
 from .conf import wsreject_settings
+from .connections import unwatch, watch
 from .denial import DenyHandshake, ExceptionHandler
 from .handshake import Handshake, current_handshake
 from .origins import is_allowed, parse_origin
@@ -87,6 +88,8 @@ class DenialMiddleware(Wrapper):
         if outer is not None:
             return await self._nested(outer, scope, receive, send)
         handshake = Handshake(receive, send, self.denial_mode, self.exception_handler)
+        if wsreject_settings.REVOCATION:
+            watch(handshake, scope, self)  # re-checked when access changes (wsreject.revocation)
         scope = dict(scope, **{HANDSHAKE_KEY: handshake})
         timeout = wsreject_settings.DECISION_TIMEOUT if self.decision_timeout is _UNSET else self.decision_timeout
         deadline = asyncio.timeout(timeout)
@@ -102,6 +105,8 @@ class DenialMiddleware(Wrapper):
                 await handshake.fail(scope, exc)
         except Exception as exc:
             await handshake.fail(scope, exc)
+        finally:
+            unwatch(handshake)
 
     async def _nested(self, handshake: Handshake, scope: Scope, receive: Receive, send: Send) -> Any:
         before = handshake.denial_mode, handshake.exception_handler

@@ -9,3 +9,10 @@ from django.dispatch import Signal
 #: fast and free of database queries. Errors in a receiver are logged, never
 #: raised into the handshake.
 connection_denied = Signal()
+
+#: Sent once for every open connection wsreject closed because its access was revoked (a
+#: re-check refused it, or its credential expired), after the close was sent, with keyword
+#: arguments ``scope``, ``user`` (who it was, or None), ``denial`` (the
+#: :class:`~wsreject.denial.DenyHandshake` a new handshake would get), ``code`` (4000 +
+#: status) and ``reason``. Receivers run on the event loop; errors are logged, never raised.
+connection_revoked = Signal()

@@ -35,6 +35,7 @@ PAGES = [
     "settings.md",
     "exceptions.md",
     "decisions.md",
+    "revocation.md",
     "performance.md",
 ]
 #: Pages with no Python to show (the table of contents): they need a checked block of another kind.

@@ -2,7 +2,8 @@
 
 Grant and revoke the permissions consumers require in the standard user and
 group pages; close an endpoint or restrict it to groups with an access rule.
-Either takes effect at the next handshake, in every process sharing the cache.
+Either takes effect at the next handshake, in every process sharing the cache, and
+closes the open connections it no longer allows (:mod:`wsreject.revocation`).
 """
 
 from __future__ import annotations

@@ -73,9 +73,13 @@ def _redis(cache: RedisCache) -> Any:
 
 
 def publish(cache: BaseCache, keys: Iterable[str]) -> None:
-    """Tell every process that ``keys`` changed (nothing for a cache without a bus)."""
+    """Tell every process that ``keys`` changed (without a bus: this process's listeners only)."""
     keys = [key for key in keys if key]
-    if not keys or not isinstance(cache, RedisCache) or not has_bus(cache):
+    if not keys:
+        return
+    if not isinstance(cache, RedisCache) or not has_bus(cache):
+        for key in keys:  # this process's own changes reach its open connections at once
+            _deliver(key)
         return
     try:
         _redis(cache).get_client(write=True).publish(channel_name(cache), "\n".join(keys))
