@@ -34,6 +34,7 @@ from ..denial import DenialResponse, DenyHandshake, DenyWithResponse
 from ..handshake import current_handshake
 from ..offload import io_allowed, run_off_loop_if_needed
 from ..scope import Scope, header_values, loaded_user
+from ..trace import active, record
 from ..transport import Receive, Send
 from .base import (
     AUTHORIZATION_KEY,
@@ -214,7 +215,18 @@ class CredentialsMiddleware:
         handshake = current_handshake(scope)
         if handshake is not None:
             handshake.user = scope["user"]
+        if active():
+            record("authentication", None, authentication_note(scope["user"], state))
         return await self.inner(scope, receive, send)
+
+
+def authentication_note(user: Any, state: AuthState) -> str:
+    """Who the authenticators found, for a trace."""
+    if state.failure is not None:
+        return f"anonymous: {type(state.refused_by).__name__} refused the credential ({state.failure.detail})"
+    if not state.candidates:
+        return "anonymous: no credential"
+    return f"{user.get_username()!r} ({', '.join(type(found[0]).__name__ for found in state.candidates)})"
 
 
 def session_key(scope: Scope) -> str | None:
