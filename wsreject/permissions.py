@@ -83,9 +83,10 @@ def _traced(permission: BasePermission, scope: Scope, consumer: Any, peek: Peek 
     try:
         denial = permission.check(scope, consumer) if peek is None else peek(permission, scope, consumer)
     except Exception as exc:
-        record(describe(permission), exc, "raised")
+        if not isinstance(permission, AllOf):  # a conjunction: its operands are recorded
+            record(describe(permission), exc, "raised")
         raise
-    if not isinstance(permission, AllOf):  # a conjunction: its operands are recorded
+    if not isinstance(permission, AllOf):
         record(describe(permission), denial, "peeked, not counted" if peek is not None else "")
     return denial
 

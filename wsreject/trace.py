@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["Step", "active", "record", "tracing"]
+__all__ = ["Step", "active", "mark", "record", "rewind", "tracing"]
 
 
 @dataclass(frozen=True)
@@ -42,6 +42,20 @@ def record(check: str, refusal: BaseException | None = None, note: str = "") -> 
     steps = _steps.get()
     if steps is not None:
         steps.append(Step(check, refusal, note))
+
+
+def mark() -> int:
+    """Where the trace is now (-1 when off), for :func:`rewind`."""
+    steps = _steps.get()
+    return -1 if steps is None else len(steps)
+
+
+def rewind(position: int) -> None:
+    """Forget the steps since :func:`mark`: an attempt that will run again (on the event
+    loop, then in a thread: :mod:`wsreject.offload`) is recorded once."""
+    steps = _steps.get()
+    if steps is not None and position >= 0:
+        del steps[position:]
 
 
 @contextmanager
