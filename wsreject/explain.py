@@ -21,7 +21,7 @@ from .decision import Decision, decide
 from .denial import DenyHandshake
 from .trace import Step, tracing
 
-__all__ = ["Explanation", "explain", "outcome_text", "result_text"]
+__all__ = ["Explanation", "explain", "header_bytes", "outcome_text", "result_text"]
 
 
 @dataclass(frozen=True)
@@ -76,12 +76,18 @@ def outcome_text(explanation: Explanation) -> str:
     return f"denied {decision.status}{said}, refused by {explanation.refused_by}"
 
 
+def header_bytes(headers: Sequence[tuple[str, str]], origin: str | None = None) -> list[tuple[bytes, bytes]]:
+    """The scope's headers (``origin`` last); ValueError for a value HTTP cannot carry (not Latin-1)."""
+    pairs = [*headers, *([("Origin", origin)] if origin is not None else [])]
+    try:
+        return [(name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in pairs]
+    except UnicodeEncodeError:
+        raise ValueError("a header value must be Latin-1 text (HTTP carries nothing else)") from None
+
+
 def explain(path: str, user: Any, *, headers: Sequence[tuple[str, str]] = (), origin: str | None = None) -> Explanation:
     """Decide ``path`` for ``user`` (synchronous: call it from a command or a view)."""
-    raw = [(name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in headers]
-    if origin is not None:
-        raw.append((b"origin", origin.encode("latin-1")))
-    scope = {"path": path, "headers": raw}
+    scope = {"path": path, "headers": header_bytes(headers, origin)}
     with tracing() as steps:
         decision = async_to_sync(decide)(scope, user=user)
     return Explanation(path=path, user=user, decision=decision, steps=tuple(steps))

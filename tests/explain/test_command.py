@@ -103,6 +103,7 @@ def test_a_throttle_is_peeked_not_spent(demo_tokens):
         (["--user", "bob", "--header", "no colon", "/ws/echo/"], "bad header: expected 'Name: value'"),
         (["--user", "bob", "--header", "Bad Name: x", "/ws/echo/"], "bad header"),
         (["--user", "bob", "ws/echo/"], "the path must start with '/'"),
+        (["--user", "bob", "--header", "X-Note: 10 \u20ac", "/ws/echo/"], "must be Latin-1"),
     ],
 )
 def test_errors_exit_2(demo_tokens, args, message):

@@ -15,7 +15,7 @@ from typing import Any
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from wsreject.explain import Explanation, explain, outcome_text, result_text
+from wsreject.explain import Explanation, explain, header_bytes, outcome_text, result_text
 from wsreject.probe import UsageError
 from wsreject.probe.request import check_value, parse_header
 
@@ -70,7 +70,8 @@ class Command(BaseCommand):
         try:
             headers = [parse_header(option) for option in options["headers"]]
             origin = None if options["origin"] is None else check_value("origin", options["origin"])
-        except UsageError as exc:
+            header_bytes(headers, origin)
+        except (UsageError, ValueError) as exc:
             raise CommandError(f"bad header: {exc}", returncode=FAILURE) from None
         User = get_user_model()
         try:
