@@ -29,6 +29,7 @@ from ..models import AccessRule, AccessToken
 from .declared_perms import perm_names
 from .denial_log import recent_denials
 from .endpoints import Endpoint, project_endpoints
+from .explain_admin import explain_urls
 from .forms import AccessRuleForm
 from .patterns import parse_endpoint
 from .rules import Rule, load_rules
@@ -115,6 +116,7 @@ class AccessRuleAdmin(RuleAdminBase):
         return [
             path("endpoints/", view(self.endpoints_view), name="wsreject_accessrule_endpoints"),
             path("denials/", view(self.denials_view), name="wsreject_accessrule_denials"),
+            *explain_urls(self),
             *super().get_urls(),
         ]
 
