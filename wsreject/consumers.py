@@ -41,6 +41,7 @@ from .handshake import current_handshake
 from .offload import attempt_without_io, decision, require_io
 from .permissions import AllOf, AllowAny, BasePermission, HasPermissions, IsAuthenticated, as_permission, evaluate, perm_tuple
 from .scope import escape
+from .trace import active, describe, record
 from .transport import Message, Send, deny, deny_sync
 
 logger = logging.getLogger("wsreject")
@@ -126,21 +127,34 @@ class AuthorizedConsumer:
         """Run every check; raise the denial. Synchronous: it may query the database."""
         permission = self.get_permissions()
         if permission.requires_authentication and refused_without_credentials(self.scope):
-            self.handle_no_permission(unauthenticated(self.scope))
+            refusal = unauthenticated(self.scope)
+            if active():
+                record(describe(permission), refusal, "no credential")
+            self.handle_no_permission(refusal)
         if (denial := evaluate(permission, self.scope, self)) is not None:
             self.handle_no_permission(denial)
         object_perms = self.get_object_permission_required()
         if type(self).get_permission_object is AuthorizedConsumer.get_permission_object and not object_perms:
             return
         require_io()  # get_permission_object() is the project's code: it may query
-        obj = self.get_permission_object()
+        try:
+            obj = self.get_permission_object()
+        except Exception as exc:
+            record(f"{type(self).__name__}.get_permission_object()", exc)
+            raise
         if obj is not None:
             denial = permission.check_object(self.scope, self, obj)
+            if active():
+                record(f"object checks on {describe(obj)}", denial)
         elif object_perms:
             # Fail closed: with no object, object-level permissions are required globally.
             denial = HasPermissions(object_perms, detail=self.get_permission_denied_message()).check(self.scope, self)
+            if active():
+                record(f"{object_perms!r} without an object (required globally)", denial)
         else:
             denial = None
+            if active():
+                record(f"{type(self).__name__}.get_permission_object()", None, "no object: no object checks")
         if denial is not None:
             self.handle_no_permission(denial)
 

@@ -25,6 +25,7 @@ Contract:
   a live handshake does. Authenticators are asked as on a live handshake (a
   single-use ticket presented in a probe scope is spent: probe with another
   credential).
+* ``user=`` decides for that user without authenticating (explaining a decision).
 * ``scope`` is an ASGI WebSocket scope; missing keys get defaults (``type``,
   ``root_path``, ``headers``, ``query_string``, the denial extension).
 
@@ -135,12 +136,18 @@ def probe_scope(scope: Scope) -> Scope:
     return filled
 
 
-async def decide(scope: Scope, *, application: Any = None, consume: bool = False) -> Decision:
-    """Decide ``scope`` as a live handshake would be, without a socket (see the module's contract)."""
+async def decide(scope: Scope, *, application: Any = None, consume: bool = False, user: Any = None) -> Decision:
+    """Decide ``scope`` as a live handshake would be, without a socket (see the module's contract).
+
+    ``user``: decide for this user — ``CredentialsMiddleware`` puts it in the scope instead of
+    authenticating (the handshake's credentials are not read), as ``wsreject_explain`` does.
+    """
     app = project_application() if application is None else websocket_application(application)
     routing_for(app)
-    handshake = ProbeHandshake(at_leaf=consumer_checks)
+    handshake = ProbeHandshake(at_leaf=consumer_checks, user=user)
     probe = probe_scope(scope)
+    if user is not None:
+        probe["user"] = user  # also when no CredentialsMiddleware is in the stack
     probe[HANDSHAKE_KEY] = handshake
     denial: DenyHandshake | None = None
     reached: RouteHit | None = None

@@ -220,15 +220,20 @@ class ProbeHandshake(Handshake):
     """A handshake without a socket: the application runs on a probe scope until the leaf
     recorder is reached; nothing is ever sent, and errors propagate to the prober.
 
-    ``at_leaf`` (optional) runs at the leaf after the route's decisions, before the stop.
+    ``at_leaf`` (optional) runs at the leaf after the route's decisions, before the stop;
+    ``user`` (optional) is the user ``CredentialsMiddleware`` puts in the scope instead of
+    asking the authenticators.
     """
 
-    __slots__ = ("at_leaf", "routing_only")
+    __slots__ = ("at_leaf", "injected_user", "routing_only")
 
-    def __init__(self, at_leaf: RouteHook | None = None, *, routing_only: bool = False) -> None:
+    def __init__(self, at_leaf: RouteHook | None = None, *, routing_only: bool = False, user: Any = None) -> None:
         super().__init__(_probe_receive, _probe_send)
         self.at_leaf = at_leaf
         self.routing_only = routing_only  # learn the route only: no access rules on the way
+        # Decide as this user, without authenticating (explaining a decision: never on a live
+        # handshake, whose Handshake has no such attribute).
+        self.injected_user = user
 
     async def reach(self, scope: Scope, hit: RouteHit) -> None:
         await super().reach(scope, hit)

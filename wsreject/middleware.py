@@ -34,6 +34,7 @@ from .origins import is_allowed, parse_origin
 from .permissions import BasePermission, HasPermissions, IsAuthenticated, as_permission, authorize
 from .routes import routes_paths
 from .scope import HANDSHAKE_KEY, Scope, escape, header_values
+from .trace import active, record
 from .transport import Receive, Send
 
 logger = logging.getLogger("wsreject")
@@ -144,7 +145,12 @@ class OriginMiddleware(Wrapper):
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> Any:
         if scope["type"] == "websocket" and not self.origin_allowed(scope):
-            raise DenyHandshake(403, self.detail)
+            denial = DenyHandshake(403, self.detail)
+            if active():
+                record("Origin", denial, origin_note(scope))
+            raise denial
+        if active():
+            record("Origin", None, origin_note(scope))
         return await self.inner(scope, receive, send)
 
     def origin_allowed(self, scope: Scope) -> bool:
@@ -159,6 +165,11 @@ class OriginMiddleware(Wrapper):
             return False
         allowed = self.allowed_origins
         return is_allowed(origin, wsreject_settings.ALLOWED_ORIGINS if allowed is None else allowed)
+
+
+def origin_note(scope: Scope) -> str:
+    values = header_values(scope, b"origin")
+    return "no Origin header" if not values else ", ".join(escape(value.decode("latin-1")) for value in values)
 
 
 class PermissionMiddleware(Wrapper):

@@ -25,6 +25,8 @@ from typing import Any, TypeVar
 from channels.db import database_sync_to_async
 from django.core.exceptions import SynchronousOnlyOperation
 
+from .trace import mark, rewind
+
 T = TypeVar("T")
 
 _io_allowed: contextvars.ContextVar[bool] = contextvars.ContextVar("wsreject_io_allowed", default=True)
@@ -72,9 +74,11 @@ def decision() -> Iterator[None]:
 def attempt_without_io(check: Callable[..., T], *args: Any) -> tuple[bool, T | None]:
     """``(True, check(*args))`` if it completes with I/O forbidden, else ``(False, None)``."""
     token = _io_allowed.set(False)
+    position = mark()
     try:
         return True, check(*args)
     except (NeedsIO, SynchronousOnlyOperation):
+        rewind(position)  # it runs again in a thread: recorded there
         return False, None
     finally:
         _io_allowed.reset(token)

@@ -34,6 +34,7 @@ from .authentication import is_authenticated, refused_without_credentials, unaut
 from .denial import DenyHandshake, prebuilt_denial
 from .offload import require_io, run_off_loop_if_needed
 from .scope import Scope
+from .trace import active, describe, record
 
 Peek = Callable[[Any, Scope, Any], "DenyHandshake | None"]
 
@@ -63,13 +64,31 @@ def register_peek(cls: type, peek: Peek) -> None:
 
 
 def evaluate(permission: BasePermission, scope: Scope, consumer: Any) -> DenyHandshake | None:
-    """``permission.check(scope, consumer)``, or its peek in a dry run."""
-    if _dry_run.get() and _peeks:
-        for cls in type(permission).__mro__:
-            peek = _peeks.get(cls)
-            if peek is not None:
-                return peek(permission, scope, consumer)
-    return permission.check(scope, consumer)
+    """``permission.check(scope, consumer)``, or its peek in a dry run (recorded when tracing)."""
+    peek = _peek_for(permission) if _dry_run.get() and _peeks else None
+    if active():
+        return _traced(permission, scope, consumer, peek)
+    return permission.check(scope, consumer) if peek is None else peek(permission, scope, consumer)
+
+
+def _peek_for(permission: BasePermission) -> Peek | None:
+    for cls in type(permission).__mro__:
+        peek = _peeks.get(cls)
+        if peek is not None:
+            return peek
+    return None
+
+
+def _traced(permission: BasePermission, scope: Scope, consumer: Any, peek: Peek | None) -> DenyHandshake | None:
+    try:
+        denial = permission.check(scope, consumer) if peek is None else peek(permission, scope, consumer)
+    except Exception as exc:
+        if not isinstance(permission, AllOf):  # a conjunction: its operands are recorded
+            record(describe(permission), exc, "raised")
+        raise
+    if not isinstance(permission, AllOf):
+        record(describe(permission), denial, "peeked, not counted" if peek is not None else "")
+    return denial
 
 
 class _PermissionMeta(type):
@@ -314,7 +333,10 @@ async def authorize(scope: Scope, permission: BasePermission, consumer: Any = No
     worker thread.
     """
     if permission.requires_authentication and refused_without_credentials(scope):
-        raise unauthenticated(scope)
+        refusal = unauthenticated(scope)
+        if active():
+            record(describe(permission), refusal, "no credential")
+        raise refusal
     denial = await run_off_loop_if_needed(evaluate, permission, scope, consumer)
     if denial is not None:
         raise denial

@@ -33,6 +33,7 @@ from .declared_perms import perm_names
 from .denial_chart import denials_chart
 from .denial_log import denials_per_minute, recent_denials
 from .endpoints import Endpoint, project_endpoints
+from .explain_admin import explain_urls
 from .forms import AccessRuleForm
 from .holders import Holders, groups_passing, searched_ids
 from .patterns import EndpointPattern, parse_endpoint
@@ -123,6 +124,7 @@ class AccessRuleAdmin(RuleAdminBase):
             path("endpoints/", view(self.endpoints_view), name="wsreject_accessrule_endpoints"),
             path("endpoints/<int:index>/", view(self.endpoint_users_view), name="wsreject_accessrule_endpoint_users"),
             path("denials/", view(self.denials_view), name="wsreject_accessrule_denials"),
+            *explain_urls(self),
             *super().get_urls(),
         ]
 

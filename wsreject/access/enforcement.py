@@ -12,6 +12,7 @@ from ..denial import DenyHandshake
 from ..handshake import Handshake, current_handshake, probe_route
 from ..routes import RouteHit, Routing, routes_paths
 from ..scope import HANDSHAKE_KEY, Scope
+from ..trace import active, record
 from ..transport import Receive, Send
 from .endpoints import project_endpoints
 from .rules import CompiledRule, RuleSet, acurrent_rules, broken_denial, decide
@@ -112,14 +113,19 @@ class AccessRuleMiddleware:
         """Raise the refusal the rules give for the route Channels matched, if any."""
         ruleset = await acurrent_rules()
         if not ruleset.rules:
+            record("access rules", None, "no rules")
             return
         unknown = self.unknown_route_rules(ruleset)
         if unknown:
             problem = f"no WebSocket route is named {unknown[0].pattern.route_name!r}" if unknown[0].pattern else None
-            raise broken_denial(replace(unknown[0], problem=problem))
+            record("access rules", refusal := broken_denial(replace(unknown[0], problem=problem)), problem or "")
+            raise refusal
         covering = ruleset.covering(hit, await self.targets(ruleset) if ruleset.exact_paths else {})
         if not covering:
+            record("access rules", None, "no rule covers this endpoint")
             return
         denial: DenyHandshake | None = await decide(scope, covering)
+        if active():
+            record("access rules", denial, "covered by " + ", ".join(f"#{c.rule.pk} {c.rule.endpoint!r}" for c in covering))
         if denial is not None:
             raise denial

@@ -34,6 +34,7 @@ from ..denial import DenialResponse, DenyHandshake, DenyWithResponse
 from ..handshake import current_handshake
 from ..offload import io_allowed, run_off_loop_if_needed
 from ..scope import Scope, header_values, loaded_user
+from ..trace import active, record
 from ..transport import Receive, Send
 from .base import (
     AUTHORIZATION_KEY,
@@ -201,13 +202,16 @@ class CredentialsMiddleware:
         if scope["type"] != "websocket":
             return await self.inner(scope, receive, send)
         scope = dict(scope)
+        injected = getattr(current_handshake(scope), "injected_user", None)  # a probe deciding as a given user
         scope[AUTHORIZATION_KEY] = parse_authorization(scope)  # once, for every authenticator
         authenticators = self.authenticators or wsreject_settings.authenticators()
-        state = AuthState(candidates(scope, authenticators))
+        state = AuthState(external=True) if injected is not None else AuthState(candidates(scope, authenticators))
         scope[STATE_KEY] = state
         if "django.contrib.sessions" in settings.INSTALLED_APPS and "session" not in scope:
             scope["session"] = session_store(scope)
-        if state.candidates:
+        if injected is not None:  # an inactive user is refused as their credential would be
+            scope["user"] = injected if injected.is_active else state.refuse(UNRECOGNISED_BEARER, AuthenticationFailed())
+        elif state.candidates:
             # Before the consumer, which may read scope["user"] on the event loop.
             scope["user"] = await run_off_loop_if_needed(resolve_user, scope, state)
         else:
@@ -215,7 +219,22 @@ class CredentialsMiddleware:
         handshake = current_handshake(scope)
         if handshake is not None:
             handshake.user = scope["user"]
+        if active():
+            record("authentication", None, authentication_note(scope["user"], state))
         return await self.inner(scope, receive, send)
+
+
+def authentication_note(user: Any, state: AuthState) -> str:
+    """Who the authenticators found, for a trace."""
+    if state.failure is not None and state.external:
+        return f"anonymous: the given user is inactive (their credentials are refused: {state.failure.detail})"
+    if state.failure is not None:
+        return f"anonymous: {type(state.refused_by).__name__} refused the credential ({state.failure.detail})"
+    if state.external:
+        return f"{user.get_username()!r} (given, credentials not checked)"
+    if not state.candidates:
+        return "anonymous: no credential"
+    return f"{user.get_username()!r} ({', '.join(type(found[0]).__name__ for found in state.candidates)})"
 
 
 def session_key(scope: Scope) -> str | None:
