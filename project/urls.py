@@ -1,6 +1,6 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
-from django.urls import path
+from django.urls import include, path
 from rest_framework_simplejwt.views import TokenObtainPairView, TokenRefreshView
 
 from project.chat.views import index
@@ -14,4 +14,6 @@ urlpatterns = [
     path("api/token/refresh/", TokenRefreshView.as_view(), name="token_refresh"),
     path("api/ws-ticket/", WebSocketTicketView.as_view(), name="ws_ticket"),
     path("admin/", admin.site.urls),
+    # Forward auth for nginx/Caddy in front (docs/edge.md); answers WSREJECT_EDGE["TRUSTED_PROXIES"] only.
+    path("wsreject/edge/", include("wsreject.edge.urls")),
 ]
