@@ -19,7 +19,7 @@ from tests.support.demo import manage
 from tests.support.processes import HOST, Server, running_process
 from tests.support.services import require
 
-PROXIES = ("nginx",)
+PROXIES = ("nginx", "caddy")
 
 
 def proxy_missing(proxy: str) -> str | None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import pytest
@@ -73,8 +73,10 @@ def wire(response: Any) -> tuple[Any, ...]:
     return (response.status, *(tuple(response.header_values(name)) for name in COMPARED), response.body)
 
 
-def edge_problems(expect: Any, response: Any) -> list[str]:
-    return expect.check_raw(response)
+def edge_problems(proxy: str, expect: Any, response: Any) -> list[str]:
+    """What differs from the direct answer's expectation. Caddy keeps the client's connection
+    open after a denial (complete, with its content-length); nginx closes it as wsreject does."""
+    return (replace(expect, closed=None) if proxy == "caddy" else expect).check_raw(response)
 
 
 @pytest.mark.parametrize("scenario", DENIAL_SCENARIOS)
@@ -84,7 +86,7 @@ async def test_a_denial_through_the_edge_is_the_direct_one(stack: Stack, scenari
         direct = await raw_handshake(*stack.app.address, path, headers)
         edged = await raw_handshake(*stack.edge.address, path, headers)
         assert case.expect.check_raw(direct) == [], f"{case.id} direct"
-        assert edge_problems(case.expect, edged) == [], f"{case.id} through {stack.proxy}: {edged}"
+        assert edge_problems(stack.proxy, case.expect, edged) == [], f"{case.id} through {stack.proxy}: {edged}"
         assert wire(edged) == wire(direct), case.id
 
 
@@ -93,7 +95,7 @@ async def test_a_disabled_rule_is_503_with_retry_after_through_the_edge(stack: S
     direct = await raw_handshake(*stack.app.address, DISABLED_PATH, headers)
     edged = await raw_handshake(*stack.edge.address, DISABLED_PATH, headers)
     assert DISABLED.check_raw(direct) == []
-    assert edge_problems(DISABLED, edged) == [], str(edged)
+    assert edge_problems(stack.proxy, DISABLED, edged) == [], str(edged)
     assert wire(edged) == wire(direct)
 
 
@@ -106,7 +108,7 @@ async def test_the_edge_counts_handshakes_and_passes_429_with_retry_after(stack:
         async with result:
             assert (await result.recv_json())["backend"] == "echo"
     edged = await raw_handshake(*stack.edge.address, path, headers)
-    assert edge_problems(case.expect, edged) == [], str(edged)
+    assert edge_problems(stack.proxy, case.expect, edged) == [], str(edged)
     # The edge's attempts counted as live handshakes: the app itself refuses the next one.
     direct = await raw_handshake(*stack.app.address, path, headers)
     assert direct.status == 429 and direct.body == edged.body
@@ -130,7 +132,8 @@ async def test_a_client_cannot_set_the_identity_headers_itself(stack: Stack) -> 
     assert isinstance(result, Accepted), str(result)
     async with result:
         report = await result.recv_json()
-    assert report["x-auth-request-user"] == [] and report["x-auth-request-email"] == []
+    # Anonymous: no value (nginx leaves an empty header out; Caddy sends it empty).
+    assert report["x-auth-request-user"] in ([], [""]) and report["x-auth-request-email"] in ([], [""])
     assert report["x-wsreject-vouch"] != ["forged"] and len(report["x-wsreject-vouch"]) == 1
 
 

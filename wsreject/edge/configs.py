@@ -207,10 +207,17 @@ http://{host}:{port} {{
 \troute @websocket {{
 \t\t# Only the edge's answer may set these (a client's own are dropped).
 {strip}
+\t\t# Ask as a plain request (with Upgrade it would be a handshake to the app), then restore.
+\t\tvars wsreject_upgrade {{http.request.header.Upgrade}}
+\t\tvars wsreject_connection {{http.request.header.Connection}}
+\t\trequest_header -Upgrade
+\t\trequest_header -Connection
 \t\tforward_auth {app} {{
 \t\t\turi {auth_path}
 \t\t\tcopy_headers {" ".join(forwarded)}
 \t\t}}
+\t\trequest_header Upgrade {{http.vars.wsreject_upgrade}}
+\t\trequest_header Connection {{http.vars.wsreject_connection}}
 \t\treverse_proxy {backend}
 \t}}
 

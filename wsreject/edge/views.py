@@ -62,14 +62,15 @@ def header_value(value: Any) -> str:
 
 
 def identity(user: Any, config: EdgeSettings) -> dict[str, str]:
-    """The identity headers for an admitted ``user`` (none for an anonymous one)."""
-    if user is None or not getattr(user, "is_authenticated", False):
-        return {}
+    """The identity headers for an admitted ``user``: every configured name, empty for an
+    anonymous user or an empty attribute (so a proxy that copies them always has a value)."""
+    authenticated = user is not None and getattr(user, "is_authenticated", False)
     headers = {}
     for name, attribute in config.identity_headers:
-        value = user.get_username() if attribute == "username" else getattr(user, attribute, None)
-        if value not in (None, ""):
-            headers[name] = header_value(value)
+        value = None
+        if authenticated:
+            value = user.get_username() if attribute == "username" else getattr(user, attribute, None)
+        headers[name] = "" if value in (None, "") else header_value(value)
     return headers
 
 
