@@ -34,6 +34,7 @@ PAGES = [
     "settings.md",
     "exceptions.md",
     "decisions.md",
+    "edge.md",
     "performance.md",
 ]
 #: Pages with no Python to show (the table of contents): they need a checked block of another kind.
