@@ -20,7 +20,7 @@ import pytest
 from tests.conformance.cases import CASES, Case, denial
 from tests.security.conftest import demo_template  # noqa: F401 - the session's demo database template
 from tests.security.deployment import demo_copy, django_shell
-from tests.support.processes import Server, running_process
+from tests.support.processes import HOST, Server, free_port, running_process
 from tests.support.servers import running_server
 from tests.support.wsclient import Accepted, raw_handshake, ws_connect
 
@@ -42,6 +42,7 @@ class Stack:
     backend: Server
     edge: Server
     tokens: dict[str, str]
+    env: dict[str, str]
 
 
 @pytest.fixture(scope="module", params=PROXIES)
@@ -58,7 +59,7 @@ def stack(request, demo_template, tmp_path_factory) -> Iterator[Stack]:  # noqa:
             ) as backend,
             running_edge(request.param, deployment.env, app=app.address, backend=backend.address) as edge,
         ):
-            yield Stack(request.param, app, backend, edge, dict(deployment.tokens))
+            yield Stack(request.param, app, backend, edge, dict(deployment.tokens), dict(deployment.env))
 
 
 def request_of(case: Case, tokens: dict[str, str]) -> tuple[str, list[tuple[str, str]]]:
@@ -141,3 +142,11 @@ async def test_the_endpoints_cannot_be_called_through_the_edge(stack: Stack) -> 
     for path in ("/wsreject/edge/auth/", "/wsreject/edge/auth/nginx/", "/wsreject/edge/denial/"):
         response = await raw_handshake(*stack.edge.address, path, [("X-Original-URI", "/ws/echo/")])
         assert response.status == 404, f"{path} through {stack.proxy}: {response.status}"
+
+
+async def test_an_unreachable_wsreject_is_503_never_an_admission(stack: Stack) -> None:
+    with running_edge(stack.proxy, stack.env, app=(HOST, free_port()), backend=stack.backend.address) as edge:
+        response = await raw_handshake(*edge.address, "/ws/echo/")
+    assert response.status == 503, str(response)
+    assert response.header_values("retry-after") == ["5"]
+    assert response.json() == {"detail": "Service Unavailable"}

@@ -222,5 +222,12 @@ http://{host}:{port} {{
 \t}}
 
 \treverse_proxy {app}
+
+\t# wsreject (or the backend) cannot be reached: refuse, never let through.
+\thandle_errors {{
+\t\theader Retry-After 5
+\t\theader Content-Type application/json
+\t\trespond `{{"detail":"Service Unavailable"}}` 503
+\t}}
 }}
 """
