@@ -106,7 +106,7 @@ class Handshake:
     def _refuse_unseen(self) -> None:
         """Fail closed: an application asks for ``websocket.connect`` below a recorded routing,
         but no leaf recorder saw the route (a part of the routing that hides its routes)."""
-        where = self.hops[-1].route.pattern if self.hops else "the routing"
+        where = self.hops[-1][0].pattern if self.hops else "the routing"
         self.unseen = str(where)
         warn_rate_limited(
             f"unseen-route:{where}",

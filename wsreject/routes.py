@@ -147,54 +147,71 @@ def leaf_denial_mode(app: Any) -> str | None:
     return mode
 
 
-@dataclass(frozen=True)
-class Hop:
-    """One route a router matched, with the scope Channels built for what it calls."""
-
-    route: Any  # the URLPattern Channels matched
-    scope: Scope = field(repr=False)
+Hop = tuple[Any, Scope]  # a route Channels matched, and the scope it built for what the route calls
 
 
 def _pattern_text(pattern: Any) -> str:
     return str(pattern).removeprefix("^").removesuffix("$").removesuffix(r"\Z")
 
 
-@dataclass(frozen=True, eq=False)
 class RouteHit:
     """Where Channels routed a handshake: the routes matched (outermost first) and the arguments.
 
     ``key`` (the route objects, compared by identity) is the endpoint: two mounts of
     one route list are two endpoints. Rules compare ``key`` and the converted
     arguments, and names; ``path`` (what each router consumed, leading slashes
-    dropped as Channels drops them) and ``template`` serve path patterns.
+    dropped as Channels drops them) and ``template`` serve path patterns. Built on
+    every handshake that reaches an endpoint, so the rest is computed on demand.
     """
 
-    routes: tuple[Any, ...]
-    application: Any  # the leaf's application (what the route calls)
-    args: tuple[Any, ...]
-    kwargs: dict[str, Any]
-    path: str  # "/ws/rooms/lobby/" for "/ws//rooms/lobby/"
+    __slots__ = ("_base", "_hops", "application", "args", "kwargs")
+
+    def __init__(self, hops: tuple[Hop, ...], base: str | None) -> None:
+        self._hops = hops
+        self._base = base  # path_remaining where the recording started, or None (the outermost router)
+        url_route = hops[-1][1].get("url_route") or {}
+        self.args: tuple[Any, ...] = tuple(url_route.get("args", ()))
+        self.kwargs: dict[str, Any] = dict(url_route.get("kwargs", {}))
+        self.application: Any = application_of(hops[-1][0].callback)  # the leaf's application
+
+    @property
+    def routes(self) -> tuple[Any, ...]:
+        return tuple(route for route, _ in self._hops)
 
     @property
     def key(self) -> tuple[int, ...]:
-        return tuple(id(route) for route in self.routes)
+        return tuple(id(route) for route, _ in self._hops)
+
+    @property
+    def path(self) -> str:
+        """The path as the routers consumed it: ``"/ws/rooms/lobby/"`` for ``"/ws//rooms/lobby/"``."""
+        pieces = []
+        previous = self._base
+        for _, scope in self._hops:
+            if previous is None:
+                root_path = scope.get("root_path", "") or ""
+                previous = scope.get("path", "")[len(root_path) :]
+            remaining = scope.get("path_remaining", "")
+            pieces.append(_consumed(previous, remaining))
+            previous = remaining
+        return "/" + "".join(pieces)
 
     @property
     def name(self) -> str | None:
         """The matched route's ``name=`` (the leaf's, else the nearest mount's)."""
-        for route in reversed(self.routes):
+        for route, _ in reversed(self._hops):
             if getattr(route, "name", None):
                 return str(route.name)
         return None
 
     @property
     def names(self) -> frozenset[str]:
-        return frozenset(str(route.name) for route in self.routes if getattr(route, "name", None))
+        return frozenset(str(route.name) for route, _ in self._hops if getattr(route, "name", None))
 
     @property
     def template(self) -> str:
         """The route as written, ``"/ws/rooms/<slug:name>/"``."""
-        return "/" + "".join(_pattern_text(route.pattern) for route in self.routes)
+        return "/" + "".join(_pattern_text(route.pattern) for route, _ in self._hops)
 
     @property
     def consumer_class(self) -> type | None:
@@ -219,31 +236,8 @@ def _consumed(before: str, after: str) -> str:
 
 
 def hit_from(hops: list[Hop], base: str | None) -> RouteHit:
-    """The :class:`RouteHit` for a leaf reached through ``hops``.
-
-    ``base`` is ``path_remaining`` where the recording started (a stack nested
-    under another router), or None: the first router then read ``path`` after
-    ``root_path``, as Channels' outermost router does.
-    """
-    pieces = []
-    previous = base
-    for hop in hops:
-        scope = hop.scope
-        if previous is None:
-            root_path = scope.get("root_path", "") or ""
-            previous = scope.get("path", "")[len(root_path) :]
-        remaining = scope.get("path_remaining", "")
-        pieces.append(_consumed(previous, remaining))
-        previous = remaining
-    last = hops[-1].scope
-    url_route = last.get("url_route") or {}
-    return RouteHit(
-        routes=tuple(hop.route for hop in hops),
-        application=application_of(hops[-1].route.callback),
-        args=tuple(url_route.get("args", ())),
-        kwargs=dict(url_route.get("kwargs", {})),
-        path="/" + "".join(pieces),
-    )
+    """The :class:`RouteHit` for a leaf reached through ``hops`` (``base``: see :class:`RouteHit`)."""
+    return RouteHit(tuple(hops), base)
 
 
 class RouteRecorder:
@@ -270,7 +264,7 @@ class RouteRecorder:
         if hops is None or scope.get("type") != "websocket":
             return await self.inner(scope, receive, send)
         mark = len(hops)
-        hops.append(Hop(self.route, scope))
+        hops.append((self.route, scope))
         try:
             if self.leaf:
                 await handshake.reach(scope, hit_from(hops, handshake.route_base))
@@ -304,7 +298,7 @@ class Routing:
             if router.routes is not routes or len(routes) != length:
                 return False
             for route in routes:
-                if type(getattr(route, "callback", None)) is not RouteRecorder:
+                if route.callback.__class__ is not RouteRecorder:
                     return False
         return True
 
