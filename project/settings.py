@@ -157,6 +157,11 @@ WSREJECT = {
     "LOG_RATE": None if os.environ.get("WSREJECT_LOG_RATE") == "none" else int(os.environ.get("WSREJECT_LOG_RATE", "100")),
 }
 
+# The forward-auth endpoints (wsreject.edge) answer these proxies only: docs/edge.md.
+WSREJECT_EDGE = {
+    "TRUSTED_PROXIES": [h for h in os.environ.get("WSREJECT_EDGE_TRUSTED_PROXIES", "127.0.0.1,::1").split(",") if h],
+}
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

@@ -1,6 +1,6 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
-from django.urls import path
+from django.urls import include, path
 from rest_framework_simplejwt.views import TokenObtainPairView, TokenRefreshView
 
 from project.chat.views import index
@@ -16,4 +16,6 @@ urlpatterns = [
     path("api/ws-ticket/", WebSocketTicketView.as_view(), name="ws_ticket"),
     path("admin/", admin.site.urls),
     path("metrics", metrics_view, name="metrics"),
+    # Forward auth for nginx/Caddy in front (docs/edge.md); answers WSREJECT_EDGE["TRUSTED_PROXIES"] only.
+    path("wsreject/edge/", include("wsreject.edge.urls")),
 ]

@@ -36,6 +36,7 @@ PAGES = [
     "exceptions.md",
     "decisions.md",
     "revocation.md",
+    "edge.md",
     "performance.md",
 ]
 #: Pages with no Python to show (the table of contents): they need a checked block of another kind.
