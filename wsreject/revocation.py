@@ -211,7 +211,8 @@ async def shared_decision(connection: Connection, batch: Batch) -> Decision:
         return await asyncio.shield(pending)
     pending = batch[key] = asyncio.get_running_loop().create_future()
     try:
-        decision = await decide(connection.scope, application=connection.application)
+        user = await opened_as(connection)
+        decision = await decide(connection.scope, application=connection.application, user=user)
     except Exception as exc:  # decide() answers errors itself: this is a bug, told to every waiter
         del batch[key]
         pending.set_exception(exc)
@@ -223,6 +224,21 @@ async def shared_decision(connection: Connection, batch: Batch) -> Decision:
         raise
     pending.set_result(decision)
     return decision
+
+
+async def opened_as(connection: Connection) -> Any:
+    """For a connection opened with a single-use credential (a ticket, spent by its handshake):
+    the user it was opened as, read again (an anonymous user when gone), to decide for; None for
+    every other connection, which presents its credential again."""
+    found = recognised(connection.scope)
+    if found is None or not getattr(found[0], "single_use", False) or connection.user_pk is None:
+        return None
+    from django.contrib.auth.models import AnonymousUser
+
+    from .access.users import cached_user
+
+    user = await run_off_loop_if_needed(cached_user, connection.user_pk)
+    return AnonymousUser() if user is None else user
 
 
 def same_user(user: Any, pk: str) -> bool:

@@ -127,3 +127,34 @@ async def test_a_spent_throttle_never_closes_an_open_connection():
     assert await first.receive_nothing(0.1)
     await first.disconnect()
     assert len(registry) == 0
+
+
+@database_sync_to_async
+def ticket_for(name: str) -> tuple[object, str]:
+    from wsreject.access.tickets import issue_ticket
+
+    user = get_user_model().objects.create_user(name)
+    return user, issue_ticket(user)[0]
+
+
+@database_sync_to_async
+def disable(endpoint: str) -> None:
+    from wsreject.models import AccessRule
+
+    AccessRule.objects.create(endpoint=endpoint, enabled=False)
+
+
+async def test_a_ticket_connection_is_decided_again_as_its_user_not_by_its_spent_ticket():
+    """A ticket is spent by its handshake: presenting it again would refuse every ticket connection
+    on the first change that re-checks it. It is decided again for the user it was opened as."""
+    carol, ticket = await ticket_for("carol")
+    communicator = HandshakeCommunicator(application, f"/default/?ticket={ticket}")
+    assert isinstance(await communicator.handshake(), Accepted)
+    await disable("/sync/")  # every connection is decided again; carol's still passes
+    assert await communicator.receive_nothing(1.0)
+    await deactivate(carol)  # now she does not
+    close = await communicator.receive_output(5)
+    assert close == {"type": "websocket.close", "code": 4401, "reason": "Invalid credentials"}
+    await communicator.send_input({"type": "websocket.disconnect", "code": 4401})
+    await communicator.wait(5)
+    assert len(registry) == 0

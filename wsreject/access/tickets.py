@@ -87,6 +87,7 @@ class TicketAuthenticator(BaseAuthenticator):
     """
 
     scheme = "Bearer"
+    single_use = True
 
     def get_credential(self, scope: Scope) -> str | None:
         return ticket_in_query(scope)

@@ -108,6 +108,10 @@ class BaseAuthenticator:
     #: credential is refused (None: the default ``Bearer`` challenge, no error attributes).
     scheme: str | None = "Bearer"
 
+    #: True when presenting the credential spends it (a ticket): an open connection's access is
+    #: then decided again for the user it was opened as, not by presenting the credential again.
+    single_use: bool = False
+
     def get_credential(self, scope: Scope) -> Any:
         """What this authenticator reads from the handshake, or None. Never blocks."""
         return None
