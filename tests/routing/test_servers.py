@@ -10,6 +10,7 @@ path must refuse that endpoint's spellings (503) and leave every other answer as
 from __future__ import annotations
 
 import random
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -29,6 +30,8 @@ pytestmark = pytest.mark.server
 KINDS = ("daphne-wsreject", "uvicorn-websockets-sansio")
 # Between them: a path rewrite, a hidden-attribute wrapper, close-code mode, Channels' middleware.
 SEEDS = (34, 50, 69)
+#: How long a rule added by another process may take to be seen: MAX_STALENESS (5 s) and a margin.
+STALENESS_BOUND = 15.0
 
 
 def wire_safe(path: str) -> bool:
@@ -80,6 +83,11 @@ def test_a_real_server_reaches_the_leaf_channels_reaches_and_rules_cover_it(kind
             deployment.env,
             f"from wsreject.models import AccessRule\nAccessRule.objects.create(endpoint={canonical(target_path)!r}, enabled=False, retry_after=9)",
         )
+        # Another process's change reaches this one within MAX_STALENESS (local-memory cache):
+        # wait for the rule to be seen on the target, then every answer must be as expected.
+        deadline = time.monotonic() + STALENESS_BOUND
+        while answer(server, target_path)[0] != 503 and time.monotonic() < deadline:
+            time.sleep(0.2)
         for path, truth in truths.items():
             got = answer(server, path)
             if truth == target:
