@@ -105,8 +105,15 @@ def run_once(number: int, pytest_args: list[str], logs: Path) -> Run:
     output = log.read_text(errors="replace")
     failures = [(node, (reason or "").strip()[:200]) for _kind, node, reason in SUMMARY_LINE.findall(output)]
     if status != 0 and not failures:
-        failures = [(f"<pytest exit status {status}: {HOPELESS.get(status, 'see the log')}>", str(log))]
+        failures = [(f"<pytest exit status {status}: {stopped_by(status) or 'see the log'}>", str(log))]
     return Run(number, status, time.monotonic() - started, junit_counts(junit), failures)
+
+
+def stopped_by(status: int) -> str | None:
+    """Why pytest's exit status ends the stress run (None: more runs can still tell something)."""
+    if status < 0:
+        return f"killed by signal {-status}"
+    return HOPELESS.get(status)
 
 
 def describe(counts: dict[str, int]) -> str:
@@ -135,24 +142,31 @@ def main(argv: list[str] | None = None) -> int:
         pids = " ".join(str(loop.pid) for loop in load.loops)
         say(f"stress: {args.runs} runs of pytest {' '.join(args.pytest_args)}")
         say(f"stress: load: {args.load} busy loops (pids {pids or '-'}) for at most {args.load_seconds:g} s; logs in {logs}")
-        for number in range(1, args.runs + 1):
-            if load.running() < args.load:
-                say(f"stress: warning: only {load.running()} of {args.load} busy loops still run (--load-seconds)")
-            run = run_once(number, args.pytest_args, logs)
-            results.append(run)
-            verdict = "passed" if run.passed else "FAILED"
-            say(f"run {number}/{args.runs}: {verdict}: {describe(run.counts)} in {run.seconds:.0f} s; load average {os.getloadavg()[0]:.2f}")
-            for node, reason in run.failures:
-                say(f"run {number}/{args.runs}: FAILED {node}" + (f" - {reason}" if reason else ""))
-            if run.status in HOPELESS:
-                say(f"stress: stopping: pytest ended with {HOPELESS[run.status]} (see {logs / f'run-{number:03d}.log'})")
-                break
+        try:
+            for number in range(1, args.runs + 1):
+                if load.running() < args.load:
+                    say(f"stress: warning: only {load.running()} of {args.load} busy loops still run (--load-seconds)")
+                run = run_once(number, args.pytest_args, logs)
+                results.append(run)
+                verdict = "passed" if run.passed else "FAILED"
+                say(f"run {number}/{args.runs}: {verdict}: {describe(run.counts)} in {run.seconds:.0f} s; load average {os.getloadavg()[0]:.2f}")
+                for node, reason in run.failures:
+                    say(f"run {number}/{args.runs}: FAILED {node}" + (f" - {reason}" if reason else ""))
+                if stopped_by(run.status):
+                    say(f"stress: stopping: pytest ended with {stopped_by(run.status)} (see {logs / f'run-{number:03d}.log'})")
+                    break
+        except KeyboardInterrupt:
+            say(f"stress: interrupted during run {len(results) + 1}; counting the {len(results)} runs that ended")
 
     per_test = Counter(node for run in results for node, _reason in run.failures)
     for node, times in per_test.most_common():
         say(f"stress: {node} failed in {times} of {len(results)} runs")
     passed = sum(run.passed for run in results)
-    say(f"stress: {passed} of {args.runs} runs passed, {len(results) - passed} failed ({sum(per_test.values())} test failures); logs in {logs}")
+    not_run = f"; {args.runs - len(results)} of {args.runs} not run" if len(results) < args.runs else ""
+    say(
+        f"stress: {passed} of {len(results)} runs passed, {len(results) - passed} failed "
+        f"({sum(per_test.values())} test failures){not_run}; logs in {logs}"
+    )
     return 0 if passed == args.runs else 1
 
 
