@@ -441,9 +441,13 @@ def test_session_view_rejects_bad_bodies(users, session_view, kwargs):
 
 @contextlib.contextmanager
 def two_demo_servers(tmp_path) -> Iterator[tuple[Any, Any]]:
-    """The demo twice on uvicorn, one SQLite database, Django's cache on Redis (a db of its own)."""
-    redis_url = REDIS_URL.rsplit("/", 1)[0] + "/13"
-    demo = prepare_demo(tmp_path, {"REDIS_URL": redis_url, "WSREJECT_LOG_LEVEL": "INFO"})
+    """The demo twice on uvicorn, one SQLite database, Django's cache on Redis: the run's own
+    database (``WSREJECT_TEST_REDIS_URL``; a fixed one would be shared with concurrent runs and
+    with other tests), emptied first so nothing cached by an earlier test is read."""
+    import redis
+
+    redis.Redis.from_url(REDIS_URL, socket_timeout=5).flushdb()
+    demo = prepare_demo(tmp_path, {"REDIS_URL": REDIS_URL, "WSREJECT_LOG_LEVEL": "INFO"})
     with contextlib.ExitStack() as stack:
         one = stack.enter_context(running_server("uvicorn-websockets", DEMO_APP, env=demo.env))
         two = stack.enter_context(running_server("uvicorn-websockets", DEMO_APP, env=demo.env))

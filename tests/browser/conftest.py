@@ -162,6 +162,10 @@ def foreign_site() -> Iterator[int]:
 
 
 def write_screenshot(driver, *paths: Path) -> None:
+    """Write the page's screenshot to every path, each replaced whole: a path outside the test's
+    own directory (the one people look at) may be written by another run at the same time."""
     png = driver.get_screenshot_as_png()
     for path in paths:
-        path.write_bytes(png)
+        partial = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}")
+        partial.write_bytes(png)
+        os.replace(partial, path)

@@ -16,19 +16,17 @@ from __future__ import annotations
 
 import json
 import re
-import time
+from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import quote
 
 import pytest
-from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
 from selenium.webdriver.common.by import By
-from selenium.webdriver.support import expected_conditions as EC
-from selenium.webdriver.support.ui import WebDriverWait
 
 from tests.support.demo import DEMO_PASSWORD, manage
 
 from .conftest import write_screenshot
+from .waits import WAIT, Locator, table_rows, wait_for_page
 
 pytestmark = pytest.mark.browser
 
@@ -102,31 +100,22 @@ def probe(driver, url: str, *, message: str | None = None, close_on_frame: bool 
 
 def open_demo_page(driver, server, *, wait_demo: bool = True) -> None:
     """Load the demo page from its own origin; by default let its own sockets finish first,
-    so the server log holds only what the test opens next."""
+    and their denials reach the server's log, so the log holds only what the test opens next."""
+    mark = len(server.log())
     driver.get(server.http_url("/"))
     assert driver.execute_script("return typeof window.wsTry") == "function"
     if wait_demo:
         assert driver.execute_async_script("window.demoDone.then(arguments[arguments.length - 1])") is True
+        # wsreject logs a denial after sending it: the page can be done before the line is written.
+        for path, opened, code, *_ in table_rows(driver):
+            if opened == "false" or code.startswith("4"):
+                server.wait_for_line(f"WebSocket denied: path={path} ", timeout=WAIT, since=mark)
 
 
-def denial_lines(server, path: str, status: int, detail: str, transport: str) -> int:
-    pattern = re.compile(
-        rf"WebSocket denied: path={re.escape(path)} status={status} detail={re.escape(detail)} "
-        rf"user=\S+ client=\S+ mode={transport}$",
-        re.MULTILINE,
-    )
-    return len(pattern.findall(server.log()))
-
-
-def wait_for_denial_line(server, path, status, detail, transport, *, before: int, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while denial_lines(server, path, status, detail, transport) <= before:
-        if time.monotonic() > deadline:
-            pytest.fail(
-                f"{server.kind}: no new log line for {path} {status} {detail!r} mode={transport}\n"
-                f"--- server log (tail) ---\n{server.log()[-3000:]}"
-            )
-        time.sleep(0.05)
+def wait_for_denial_line(server, path: str, status: int, detail: str, transport: str, *, since: int) -> None:
+    """Wait for the line of this denial, after ``since`` (``len(server.log())`` before it was asked)."""
+    line = server.wait_for_line(f"WebSocket denied: path={path} status={status} detail={detail} ", timeout=WAIT, since=since)
+    assert re.search(rf"user=\S+ client=\S+ mode={transport}$", line), line
 
 
 def page_text(driver) -> str:
@@ -146,14 +135,14 @@ def page_text(driver) -> str:
 )
 def test_http_denial_is_1006_for_script(chromium, demo_server, path, status, detail):
     open_demo_page(chromium, demo_server)
-    before = denial_lines(demo_server, path, status, detail, "http")
+    mark = len(demo_server.log())
 
     result = ws_try(chromium, path)
 
     # All script may know: it failed. No status, no body, no reason, no frame.
     assert result == {"path": path, "opened": False, "code": 1006, "reason": "", "frames": [], "error": True}
     # ... while the server did answer with the real HTTP status (the denial extension).
-    wait_for_denial_line(demo_server, path, status, detail, "http", before=before)
+    wait_for_denial_line(demo_server, path, status, detail, "http", since=mark)
 
 
 def test_echo_opens_and_closes_cleanly(chromium, demo_server):
@@ -214,38 +203,21 @@ def test_close_code_reason_is_cut_at_123_bytes_on_a_character_boundary(chromium,
 # --- 3. the session cookie authenticates a real browser handshake ----------------------------
 
 
-def log_in_via_admin(driver, server, username: str, *, then: tuple[str, str]) -> None:
-    """Submit the admin's login form and wait until the answer page is there: the form's
-    page is gone (its elements are stale) and an element only the answer has (``then``, a
-    locator) is present. Waiting for ``document.readyState`` would race: the login page
-    itself is already "complete" when the click returns."""
+def log_in_via_admin(driver, server, username: str, *, lands_on: Callable[[str], bool], then: Locator) -> None:
+    """Submit the admin's login form and wait for the answer page: its URL (``lands_on``) and
+    an element only the answer has (``then``). Never the form's page going away, nor
+    ``document.readyState`` (the login page itself is "complete" when the click returns)."""
     driver.get(server.http_url("/admin/login/?next=/"))
-    form = driver.find_element(By.ID, "login-form")
     driver.find_element(By.ID, "id_username").send_keys(username)
     driver.find_element(By.ID, "id_password").send_keys(DEMO_PASSWORD)
     driver.find_element(By.CSS_SELECTOR, "input[type=submit]").click()
-    # Generous limits (a login hashes the password: slow on a loaded machine); they only bound a failure.
-    WebDriverWait(driver, 30).until(lambda _: gone(form))
-    WebDriverWait(driver, 30).until(EC.presence_of_element_located(then))
-
-
-def gone(element) -> bool:
-    """Whether ``element`` left the document. Mid-navigation Chromium may answer "Node with given
-    id does not belong to the document" instead of a stale-element error: that is gone too."""
-    try:
-        element.is_enabled()
-    except StaleElementReferenceException:
-        return True
-    except WebDriverException as exc:
-        if "does not belong to the document" in str(exc):
-            return True
-        raise
-    return False
+    wait_for_page(driver, lands_on, then, f"the admin's answer to {username}'s login")
 
 
 def test_session_cookie_from_admin_login_authenticates_the_handshake(chromium, demo_server):
     # carol is staff, so the admin's login form (CSRF and all) gives the browser a session.
-    log_in_via_admin(chromium, demo_server, "carol", then=(By.ID, "results"))  # the demo page
+    home = demo_server.http_url("/")
+    log_in_via_admin(chromium, demo_server, "carol", lands_on=lambda url: url == home, then=(By.ID, "username"))  # the demo page
     assert chromium.current_url == demo_server.http_url("/")
     assert "You are logged in as carol" in page_text(chromium)
     assert chromium.get_cookie("sessionid") is not None
@@ -283,7 +255,8 @@ def alice_session_key(demo) -> str:
 
 def test_session_cookie_of_a_member(chromium, demo_server, alice_session_key):
     # The admin's login form refuses alice (not staff): no session from there.
-    log_in_via_admin(chromium, demo_server, "alice", then=(By.CSS_SELECTOR, ".errornote"))  # refused
+    refused = (By.CSS_SELECTOR, ".errornote")  # only the answer has it: the form's URL stays
+    log_in_via_admin(chromium, demo_server, "alice", lands_on=lambda url: "/admin/login/" in url, then=refused)
     assert "/admin/login/" in chromium.current_url
     assert "staff account" in chromium.find_element(By.CSS_SELECTOR, ".errornote").text
     assert chromium.get_cookie("sessionid") is None
@@ -323,11 +296,11 @@ def test_foreign_origin(chromium, demo_server, foreign_site):
     chromium.get(f"http://localhost:{foreign_site}/")
     assert chromium.execute_script("return location.origin") == f"http://localhost:{foreign_site}"
     for path in ("/ws/browser/echo/", "/ws/echo/"):
-        before = denial_lines(demo_server, path, 403, "Origin not allowed", "http")
+        mark = len(demo_server.log())
         result = probe(chromium, demo_server.url(path), message="ping")
         assert (result["opened"], result["code"], result["reason"], result["frames"]) == (False, 1006, "", []), path
         assert result["error"] is True
-        wait_for_denial_line(demo_server, path, 403, "Origin not allowed", "http", before=before)
+        wait_for_denial_line(demo_server, path, 403, "Origin not allowed", "http", since=mark)
 
     chromium.get(f"http://127.0.0.1:{foreign_site}/")
     assert chromium.execute_script("return location.origin") == f"http://127.0.0.1:{foreign_site}"
@@ -340,8 +313,7 @@ def test_foreign_origin(chromium, demo_server, foreign_site):
 
 def test_demo_page_screenshot(chromium, demo_server, tmp_path):
     open_demo_page(chromium, demo_server)  # waits for window.demoDone
-    rows = chromium.find_elements(By.CSS_SELECTOR, "#results tbody tr")
-    table = [[td.text for td in row.find_elements(By.TAG_NAME, "td")] for row in rows]
+    table = table_rows(chromium)
     assert [row[0] for row in table] == list(DEMO_PATHS)
     by_path = {row[0]: row[1:] for row in table}
     assert by_path["/ws/private/"] == ["false", "1006", "", ""]

@@ -10,14 +10,13 @@ Fixtures (``chromium``, ``demo``, ``demo_server`` on each server kind) come from
 from __future__ import annotations
 
 import json
-import time
 
 import pytest
 from selenium.webdriver.common.by import By
-from selenium.webdriver.support import expected_conditions as EC
-from selenium.webdriver.support.ui import WebDriverWait
 
 from tests.support.demo import DEMO_PASSWORD
+
+from .waits import WAIT, table_rows, wait_for, wait_for_page
 
 pytestmark = pytest.mark.browser
 
@@ -29,40 +28,25 @@ const done = arguments[arguments.length - 1];
 window.ticketTry(arguments[0]).then(done, (e) => done({exception: String(e)}));
 """
 
-# Generous: a login hashes the password and the machine may be loaded; these only bound a failure.
-WAIT = 30
-
 
 def log_in(driver, server, username: str) -> None:
-    """Submit the demo's login form and wait for the demo page's own ``#username``."""
+    """Submit the demo's login form and wait for the page it leads to: the demo's ``/``,
+    showing ``#username`` with ``username`` (never for the login page to go away)."""
     driver.get(server.http_url("/accounts/login/?next=/"))
-    form = driver.find_element(By.TAG_NAME, "form")
     driver.find_element(By.ID, "id_username").send_keys(username)
     driver.find_element(By.ID, "id_password").send_keys(DEMO_PASSWORD)
     driver.find_element(By.ID, "login-submit").click()
-    WebDriverWait(driver, WAIT).until(EC.staleness_of(form))
-    WebDriverWait(driver, WAIT).until(EC.presence_of_element_located((By.ID, "username")))
-    assert driver.find_element(By.ID, "username").text == username
-    assert driver.current_url == server.http_url("/")
+    home = server.http_url("/")
+    wait_for_page(driver, lambda url: url == home, (By.ID, "username"), f"the demo page for {username}", text=username)
 
 
 def wsreject_lines(server) -> list[str]:
     return [line for line in server.log().splitlines() if " wsreject: " in line]
 
 
-def wait_for_line(server, text: str) -> str:
-    deadline = time.monotonic() + WAIT
-    while True:
-        found = [line for line in wsreject_lines(server) if text in line]
-        if found:
-            return found[-1]
-        if time.monotonic() > deadline:
-            pytest.fail(f"no wsreject line with {text!r}:\n{server.log()[-3000:]}")
-        time.sleep(0.05)
-
-
 def test_ticket_opens_once_from_the_page(chromium, demo_server):
     log_in(chromium, demo_server, "alice")
+    mark = len(demo_server.log())
 
     result = chromium.execute_async_script(TICKET_TRY, PATH)
 
@@ -82,7 +66,8 @@ def test_ticket_opens_once_from_the_page(chromium, demo_server):
     ticket = second["path"].split("?ticket=", 1)[1]
     assert first["path"] == second["path"] == f"{PATH}?ticket={ticket}" and ticket.startswith("wst_")
 
-    line = wait_for_line(demo_server, f"path={PATH} status=401 detail={INVALID_TICKET}")
+    # wsreject logs a denial after sending it: the page may read it before the line is written.
+    line = demo_server.wait_for_line(" wsreject: ", f"path={PATH} status=401 detail={INVALID_TICKET}", timeout=WAIT, since=mark)
     assert line.endswith("mode=close_code")
     assert not any(ticket in logged for logged in wsreject_lines(demo_server)), "wsreject never logs a ticket"
 
@@ -92,12 +77,10 @@ def test_the_ticket_button(chromium, demo_server):
     chromium.find_element(By.ID, "ticket-button").click()
 
     def ticket_rows(driver) -> list[list[str]] | None:
-        rows = driver.find_elements(By.CSS_SELECTOR, "#results tbody tr")
-        table = [[cell.text for cell in row.find_elements(By.TAG_NAME, "td")] for row in rows]
-        mine = [row for row in table if row and row[0].startswith(f"{PATH}?ticket=wst_")]
+        mine = [row for row in table_rows(driver) if row and row[0].startswith(f"{PATH}?ticket=wst_")]
         return mine if len(mine) == 2 else None
 
-    rows = WebDriverWait(chromium, WAIT).until(ticket_rows)
+    rows = wait_for(chromium, ticket_rows, "two rows for the ticket button's sockets")
     by_code = {row[2]: row for row in rows}
     assert set(by_code) >= {"4401"}, rows
     refused = by_code.pop("4401")
@@ -109,7 +92,8 @@ def test_the_ticket_button(chromium, demo_server):
 
 def test_no_ticket_without_a_login(chromium, demo_server):
     chromium.get(demo_server.http_url("/"))
-    WebDriverWait(chromium, WAIT).until(EC.presence_of_element_located((By.ID, "login")))
+    home = demo_server.http_url("/")
+    wait_for_page(chromium, lambda url: url == home, (By.ID, "login"), "the demo page, logged out")
     result = chromium.execute_async_script(TICKET_TRY, PATH)
     assert result["status"] in (401, 403), result
     assert "first" not in result and "ticket" not in result["body"]

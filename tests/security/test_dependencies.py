@@ -18,12 +18,13 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 
 from tests.support.demo import DEMO_APP, prepare_demo
 from tests.support.servers import Server, running_server
-from tests.support.services import REDIS_HOST, REDIS_PORT, postgres_unreachable, redis_unreachable, require
+from tests.support.services import REDIS_HOST, REDIS_PORT, REDIS_URL, postgres_unreachable, redis_unreachable, require
 
 from .deployment import postgres_database
 from .proxy import TcpProxy
@@ -32,7 +33,9 @@ from .rawhttp import Reply, exchange, upgrade_request
 pytestmark = pytest.mark.server
 
 KINDS = ("uvicorn-websockets-sansio", "daphne-wsreject")
-REDIS_DB = 13
+# The run's own Redis database (WSREJECT_TEST_REDIS_URL), flushed before use: a fixed number
+# would be shared with concurrent runs, and with the other tests that picked it.
+REDIS_DB = int(urlsplit(REDIS_URL).path.strip("/") or 0)
 UNAVAILABLE = (503, {"detail": "Service Unavailable"}, "5")
 # uvicorn 0.54 websockets-sansio logs this after every correct denial (SERVER_QUIRKS
 # "log.denial-logged-as-error"): the server's line, not the application's.

@@ -21,12 +21,13 @@ import contextlib
 import time
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 
 from tests.support.demo import DEMO_APP
 from tests.support.servers import Server, running_server
-from tests.support.services import REDIS_HOST, REDIS_PORT, redis_unreachable, require
+from tests.support.services import REDIS_HOST, REDIS_PORT, REDIS_URL, redis_unreachable, require
 
 from .deployment import PendingShell, django_shell
 from .rawhttp import exchange, upgrade_request
@@ -35,7 +36,9 @@ pytestmark = pytest.mark.server
 
 MAX_STALENESS = 5.0  # WSREJECT["MAX_STALENESS"], the default
 MARGIN = 2.0  # polling every 0.1 s and a handshake's latency on a loaded 2-core machine
-REDIS_DB = 12
+# The run's own Redis database (WSREJECT_TEST_REDIS_URL), flushed before use: a fixed number
+# would be shared with concurrent runs, and with the other tests that picked it.
+REDIS_DB = int(urlsplit(REDIS_URL).path.strip("/") or 0)
 
 # (who, path) -> (answer before, answer after) the change
 CHANGES = {

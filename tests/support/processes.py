@@ -81,11 +81,12 @@ class Server:
         """Poll the log until it contains ``text``; return the whole log."""
         return self._poll_log(lambda log: log if text in log else None, timeout, f"{text!r} not in")
 
-    def wait_for_line(self, *parts: str, timeout: float = 5.0) -> str:
-        """Poll the log until one line contains every one of ``parts``; return that line."""
+    def wait_for_line(self, *parts: str, timeout: float = 5.0, since: int = 0) -> str:
+        """Poll the log until one line contains every one of ``parts``; return that line.
+        ``since`` (a ``len(server.log())`` taken earlier) looks only at what came after it."""
 
         def line_with_parts(log: str) -> str | None:
-            return next((line for line in log.splitlines() if all(part in line for part in parts)), None)
+            return next((line for line in log[since:].splitlines() if all(part in line for part in parts)), None)
 
         return self._poll_log(line_with_parts, timeout, f"no line with {parts!r} in")
 
