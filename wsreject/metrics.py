@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -69,8 +70,14 @@ class Observation:
     """One handshake as :class:`MetricsMiddleware` sees it; the same object in every scope copy."""
 
     start: float
-    endpoint: str
+    resolve: Callable[[], str]  # the label when nothing inside told it first (a routing probe)
+    endpoint: str | None = None  # the label, once known
     state: str = "deciding"  # "accepting" (accept sent), "open", "denied", "closed"
+
+    def label(self) -> str:
+        if self.endpoint is None:
+            self.endpoint = self.resolve()
+        return self.endpoint
 
 
 def _routed_label(scope: Scope, router: Any = None) -> str | None:
@@ -82,7 +89,8 @@ def _routed_label(scope: Scope, router: Any = None) -> str | None:
     handshake = current_handshake(scope)
     if handshake is not None and handshake.route is not None:
         return str(handshake.route.name or handshake.route.template)
-    routed = (router or _project_router()).resolve({**scope, "path_remaining": None})
+    outer = {key: value for key, value in scope.items() if key != "path_remaining"}  # from the top
+    routed = (router or _project_router()).resolve(outer)
     if routed is None:
         return None
     return str(routed.endpoint.name or routed.endpoint.route)
@@ -113,10 +121,22 @@ def _project_router() -> Any:
 
 
 def endpoint_label(scope: Scope, router: Any = None) -> str:
-    """The ``endpoint`` label: the route's name or pattern, ``UNMATCHED`` when there is none."""
+    """The ``endpoint`` label: the route's name or pattern, ``UNMATCHED`` when there is none.
+
+    The route Channels matched when the handshake reached one (no extra work), else the
+    routing asked on the path (a probe run), once per handshake.
+    """
     observation = scope.get(OBSERVATION_KEY)
-    if isinstance(observation, Observation):
+    if isinstance(observation, Observation) and observation.endpoint is not None:
         return observation.endpoint
+    handshake = current_handshake(scope)
+    if handshake is not None and handshake.route is not None:
+        label = str(handshake.route.name or handshake.route.template)
+        if isinstance(observation, Observation):
+            observation.endpoint = label
+        return label
+    if isinstance(observation, Observation):
+        return observation.label()
     return _routed_label(scope, router) or UNMATCHED
 
 
@@ -148,15 +168,15 @@ class MetricsMiddleware:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> Any:
         if scope["type"] != "websocket" or prometheus_client is None:
             return await self.inner(scope, receive, send)
-        observation = Observation(time.perf_counter(), UNMATCHED)
-        observation.endpoint = endpoint_label(scope, self.router)
+        outer = scope
+        observation = Observation(time.perf_counter(), lambda: _routed_label(outer, self.router) or UNMATCHED)
         scope = dict(scope, **{OBSERVATION_KEY: observation})
 
         def confirm_accept() -> None:
             if observation.state == "accepting":
                 observation.state = "open"
                 observe_handshake(scope, ACCEPTED, 101)
-                OPEN_CONNECTIONS.labels(observation.endpoint).inc()
+                OPEN_CONNECTIONS.labels(observation.label()).inc()
 
         async def observed_send(message: Message) -> None:
             if message["type"] == "websocket.accept" and observation.state == "deciding":
@@ -173,7 +193,7 @@ class MetricsMiddleware:
             confirm_accept()
             if observation.state == "open":
                 observation.state = "closed"
-                OPEN_CONNECTIONS.labels(observation.endpoint).dec()
+                OPEN_CONNECTIONS.labels(observation.label()).dec()
 
 
 def metrics_view(request: HttpRequest) -> HttpResponse:
