@@ -183,18 +183,36 @@ class DenialLog:
             snapshot = self.snapshot()
             key = f"wsreject:denials:{snapshot['process']}"
             cache.set(key, snapshot, timeout=SNAPSHOT_TIMEOUT)
-            index = cache.get(INDEX_KEY) or {}
-            now = snapshot["updated"]
-            if now - index.get(snapshot["process"], 0) > SNAPSHOT_TIMEOUT / 4:
-                index = {name: seen for name, seen in index.items() if now - seen < SNAPSHOT_TIMEOUT}
-                index[snapshot["process"]] = now
-                cache.set(INDEX_KEY, index, timeout=SNAPSHOT_TIMEOUT)
+            register(cache, snapshot["process"], snapshot["updated"])
         except Exception as exc:
             self._keep_pending(pending)
             if is_unavailable(exc):  # a cache outage: said once a minute, like every cache failure
                 cache_failed(exc)
             else:
                 logger.exception("Could not copy recent denials to the cache")
+
+
+def register(cache: Any, process: str, now: float) -> None:
+    """List ``process`` in the shared index of processes with denials.
+
+    The index is one cache entry that every process rewrites, so two processes flushing at
+    once can each overwrite the other's name (a process with no later denial then stayed
+    unlisted). Each writer reads the index back and writes again while its name is missing.
+    """
+    for attempt in range(INDEX_ATTEMPTS):
+        index = cache.get(INDEX_KEY) or {}
+        if now - index.get(process, 0) <= SNAPSHOT_TIMEOUT / 4:
+            return  # listed, and recently enough
+        index = {name: seen for name, seen in index.items() if now - seen < SNAPSHOT_TIMEOUT}
+        index[process] = now
+        cache.set(INDEX_KEY, index, timeout=SNAPSHOT_TIMEOUT)
+        time.sleep(INDEX_SETTLE * (attempt + 1))  # let a concurrent writer land before reading back
+
+
+#: How often a process writes its name into the index, and how long it lets a concurrent
+#: writer land between attempts (seconds; in the flush's worker thread).
+INDEX_ATTEMPTS = 3
+INDEX_SETTLE = 0.05
 
 
 # --- denials per minute, for the chart --------------------------------------------------------------
