@@ -40,6 +40,7 @@ __all__ = [
     "instrument",
     "iter_opaque",
     "leaf_denial_mode",
+    "pattern_text",
     "routes_paths",
     "websocket_application",
 ]
@@ -150,7 +151,8 @@ def leaf_denial_mode(app: Any) -> str | None:
 Hop = tuple[Any, Scope]  # a route Channels matched, and the scope it built for what the route calls
 
 
-def _pattern_text(pattern: Any) -> str:
+def pattern_text(pattern: Any) -> str:
+    """A route pattern as text: a regex's anchors dropped (``^``, ``$``, ``\\Z``)."""
     return str(pattern).removeprefix("^").removesuffix("$").removesuffix(r"\Z")
 
 
@@ -211,7 +213,7 @@ class RouteHit:
     @property
     def template(self) -> str:
         """The route as written, ``"/ws/rooms/<slug:name>/"``."""
-        return "/" + "".join(_pattern_text(route.pattern) for route, _ in self._hops)
+        return "/" + "".join(pattern_text(route.pattern) for route, _ in self._hops)
 
     @property
     def consumer_class(self) -> type | None:
@@ -344,7 +346,7 @@ class Routing:
             if getattr(route, "name", None):
                 names.add(str(route.name))
             original = application_of(callback)
-            text = where + _pattern_text(pattern)
+            text = where + pattern_text(pattern)
             below = router_of(original)
             leaf = below is None and not getattr(original, "_path_routing", False)
             if wrap and not isinstance(callback, RouteRecorder):

@@ -14,7 +14,7 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-from ..routes import _pattern_text, router_of, websocket_application
+from ..routes import pattern_text, router_of, websocket_application
 from .views import DENIAL_HEADER, VOUCH_HEADER
 
 _LITERAL = re.compile(r"[^<(\[\\.*+?^$|{]*")
@@ -38,7 +38,7 @@ def websocket_prefixes(application: Any) -> list[str]:
     found = set()
     for route in router.routes:
         pattern = getattr(route, "pattern", None)
-        literal = _LITERAL.match(_pattern_text(pattern) if pattern is not None else "")
+        literal = _LITERAL.match(pattern_text(pattern) if pattern is not None else "")
         text = literal.group(0) if literal else ""
         found.add("/" + text[: text.rfind("/") + 1] if "/" in text else "/")
     ordered = sorted(found)
