@@ -4,7 +4,9 @@ Keys wsreject adds (every copy of the scope made by inner layers shares the
 objects they point to):
 
 * ``"wsreject.handshake"`` — the connection's :class:`~wsreject.handshake.Handshake`;
-* ``"user"`` and ``"session"`` — as Channels' ``AuthMiddleware`` sets them.
+* ``"user"`` and ``"session"`` — as Channels' ``AuthMiddleware`` sets them;
+* ``"wsreject.vouched"`` — True when the edge in front decided this handshake already
+  (:mod:`wsreject.edge.trust`): access rules and throttles are not applied again.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from django.utils.functional import LazyObject, empty
 Scope = dict[str, Any]
 
 HANDSHAKE_KEY = "wsreject.handshake"
+VOUCHED_KEY = "wsreject.vouched"
 
 
 def header_values(scope: Scope, name: bytes) -> list[bytes]:

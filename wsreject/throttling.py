@@ -38,7 +38,7 @@ from .conf import wsreject_settings
 from .denial import DenyHandshake, is_unavailable
 from .offload import NeedsIO, once
 from .permissions import BasePermission
-from .scope import Scope, header_values
+from .scope import VOUCHED_KEY, Scope, header_values
 
 #: One fixed window on Redis, atomically: count the attempt, start the window's expiry with the
 #: first one (or when the key somehow has none), answer the count and the milliseconds left.
@@ -190,6 +190,8 @@ class Throttle(BasePermission):
         return DenyHandshake(self.status_code, self.detail, headers={"Retry-After": str(retry_after)})
 
     def check(self, scope: Scope, consumer: Any) -> DenyHandshake | None:
+        if scope.get(VOUCHED_KEY):
+            return None  # counted once, by the edge that vouched for it (wsreject.edge.trust)
         cache = self.get_cache()
         require_cache_io(cache)
         key = self.cache_key(scope, consumer)

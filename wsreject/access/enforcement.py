@@ -11,7 +11,7 @@ from django.apps import apps
 from ..denial import DenyHandshake
 from ..handshake import Handshake, current_handshake, probe_route
 from ..routes import RouteHit, Routing, routes_paths
-from ..scope import HANDSHAKE_KEY, Scope
+from ..scope import HANDSHAKE_KEY, VOUCHED_KEY, Scope
 from ..trace import active, record
 from ..transport import Receive, Send
 from .endpoints import project_endpoints
@@ -67,7 +67,8 @@ class AccessRuleMiddleware:
             if routing.has_router:
                 handshake.route_base = scope.get("path_remaining")
                 handshake.expects_route = True
-            if self.enabled and not getattr(handshake, "routing_only", False):
+            vouched = scope.get(VOUCHED_KEY, False)  # the edge applied them already (wsreject.edge.trust)
+            if self.enabled and not getattr(handshake, "routing_only", False) and not vouched:
                 handshake.route_checks.append(self.check_route)
         return await self.inner(scope, receive, send)
 

@@ -31,9 +31,10 @@ from django.utils.functional import LazyObject
 
 from ..conf import load, wsreject_settings
 from ..denial import DenialResponse, DenyHandshake, DenyWithResponse
+from ..edge.trust import vouched_user
 from ..handshake import current_handshake
 from ..offload import io_allowed, run_off_loop_if_needed
-from ..scope import Scope, header_values, loaded_user
+from ..scope import VOUCHED_KEY, Scope, header_values, loaded_user
 from ..trace import active, record
 from ..transport import Receive, Send
 from .base import (
@@ -205,11 +206,20 @@ class CredentialsMiddleware:
         injected = getattr(current_handshake(scope), "injected_user", None)  # a probe deciding as a given user
         scope[AUTHORIZATION_KEY] = parse_authorization(scope)  # once, for every authenticator
         authenticators = self.authenticators or wsreject_settings.authenticators()
-        state = AuthState(external=True) if injected is not None else AuthState(candidates(scope, authenticators))
+        vouched = None if injected is not None else await vouched_user(scope)  # the edge decided it already
+        if vouched is not None:
+            scope[VOUCHED_KEY] = True
+            state = AuthState(external=vouched.is_authenticated)
+        elif injected is not None:
+            state = AuthState(external=True)
+        else:
+            state = AuthState(candidates(scope, authenticators))
         scope[STATE_KEY] = state
         if "django.contrib.sessions" in settings.INSTALLED_APPS and "session" not in scope:
             scope["session"] = session_store(scope)
-        if injected is not None:  # an inactive user is refused as their credential would be
+        if vouched is not None:
+            scope["user"] = vouched
+        elif injected is not None:  # an inactive user is refused as their credential would be
             scope["user"] = injected if injected.is_active else state.refuse(UNRECOGNISED_BEARER, AuthenticationFailed())
         elif state.candidates:
             # Before the consumer, which may read scope["user"] on the event loop.

@@ -15,7 +15,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from ..routes import pattern_text, router_of, websocket_application
-from .views import DENIAL_HEADER, VOUCH_HEADER
+from .signing import VOUCH_HEADER
+from .views import DENIAL_HEADER
 
 _LITERAL = re.compile(r"[^<(\[\\.*+?^$|{]*")
 _ADDRESS = re.compile(r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):[0-9]{1,5}")

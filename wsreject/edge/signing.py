@@ -21,6 +21,8 @@ from django.core import signing
 
 from ..denial import DenialResponse
 
+#: The request header carrying the vouch from the edge to the backend.
+VOUCH_HEADER = "X-Wsreject-Vouch"
 DENIAL_SALT = "wsreject.edge.denial"
 VOUCH_SALT = "wsreject.edge.vouch"
 #: Seconds between the forward-auth answer and nginx asking for the rendering.

@@ -14,7 +14,7 @@ Every answer is decided for the caller only when it is a configured proxy
 WebSocket handshake a server would take gets 400. A decision counts as a live
 handshake (throttles count it). An admitted answer carries ``X-Wsreject-Vouch``,
 which the same Django app behind the edge accepts instead of deciding again
-(:mod:`wsreject.edge.vouching`).
+(:mod:`wsreject.edge.trust`).
 """
 
 from __future__ import annotations
@@ -32,13 +32,12 @@ from ..decision import decide
 from ..denial import UNAVAILABLE_RETRY_AFTER, DenialResponse, DenyHandshake
 from .conf import EdgeSettings, edge_settings
 from .described import described_scope
-from .signing import denial_from_token, denial_token, vouch
+from .signing import VOUCH_HEADER, denial_from_token, denial_token, vouch
 from .target import BadTarget
 
 logger = logging.getLogger("wsreject.edge")
 
 DENIAL_HEADER = "X-Wsreject-Denial"
-VOUCH_HEADER = "X-Wsreject-Vouch"
 
 
 def http_response(denial: DenialResponse) -> HttpResponse:
