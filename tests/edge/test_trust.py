@@ -128,3 +128,24 @@ async def test_decide_never_takes_a_vouch(demo_tokens) -> None:
     scope = {"path": "/ws/private/", "headers": vouched("/ws/private/", alice.pk), "client": list(PROXY)}
     decision = await decide(scope)
     assert decision.status == 401
+
+
+async def test_a_ticket_spent_at_the_edge_is_not_asked_for_again(demo_tokens) -> None:
+    from django.test import AsyncRequestFactory
+
+    from wsreject.access.tickets import issue_ticket
+    from wsreject.edge.views import forward_auth
+
+    alice = await get_user_model().objects.aget(username="alice")
+    ticket, _ = issue_ticket(alice)
+    target = f"/ws/private/?ticket={ticket}"
+    request = AsyncRequestFactory().get("/wsreject/edge/auth/", headers={"X-Original-URI": target})
+    request.META["REMOTE_ADDR"] = PROXY[0]
+    answer = await forward_auth(request)  # the edge spends the ticket
+    assert answer.status_code == 200 and answer["X-Auth-Request-User"] == "alice"
+    _, again = await handshake(target)
+    assert again.status_code == 401, "the ticket is single-use"
+    communicator, result = await handshake(target, [(b"x-wsreject-vouch", answer[VOUCH_HEADER].encode())])
+    assert result.accepted, (result.status_code, result.body)
+    assert (await communicator.receive_json_from()) == {"user": "alice"}
+    await communicator.disconnect()
