@@ -17,7 +17,7 @@ from typing import Any
 
 from tests.support.servers import REPO_ROOT
 
-from . import admin_scale, chart, report
+from . import admin_scale, chart, edge, report
 from .load import wrk_version
 from .peers import DAPHNE_FLAGS, PEERS, PEERS_BY_KEY, UVICORN_FLAGS
 from .provision import provision
@@ -55,6 +55,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--no-pin", action="store_true", help="do not pin (machines with one core)")
     parser.add_argument("--out", type=Path, help=f"output directory (default {DEFAULT_OUT.relative_to(REPO_ROOT)}; smoke: a temporary one)")
     parser.add_argument("--admin-scale", action="store_true", help="also render the admin's Who can connect with a handful and 100 000 users (tests.bench.admin_scale; smoke: 2000)")
+    parser.add_argument("--edge", action="store_true", help="also measure the first wsreject peer of --peers behind nginx -> forward auth against it directly (tests.bench.edge; smoke: when nginx is installed)")
     parser.add_argument("--label", default="unlabelled run", help="what kind of run this is, recorded in the results (e.g. 'quiet machine')")
     args = parser.parse_args(argv)
     smoke = args.smoke
@@ -69,6 +70,16 @@ def parse(argv: list[str]) -> argparse.Namespace:
         say(f"Redis does not answer at 127.0.0.1:6379/{args.redis_db}: the *-redis peers are left out")
         args.peers = [key for key in args.peers if not PEERS_BY_KEY[key].redis]
     args.scenarios = _choose(parser, args.scenarios, [s.key for s in SCENARIOS], "scenario")
+    args.edge = args.edge or smoke
+    if args.edge and edge.edge_peer(args.peers) is None:
+        if not smoke:
+            parser.error("--edge measures a wsreject peer: include one in --peers (wsreject, daphne-wsreject, ...)")
+        args.edge = False
+    if args.edge and (why := edge.missing()) is not None:
+        if not smoke:
+            parser.error(f"--edge: {why}")
+        say(f"the edge measurement is SKIPPED: {why}")
+        args.edge = False
     if not (1 <= args.rounds <= 10 and 1 <= args.duration <= 120 and 1 <= args.connections <= 256 and 0 <= args.soak_denials <= 200_000):
         parser.error("keep it bounded: 1 <= rounds <= 10, 1 <= duration <= 120, 1 <= connections <= 256, soak-denials <= 200000")
     if args.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
@@ -165,6 +176,7 @@ def main(argv: list[str] | None = None) -> int:
         )  # fmt: skip
         runner = Runner(options, prov)
         runner.run()
+        edge_results = edge.run(prov, options, edge.edge_peer(args.peers) or "") if args.edge else None
     info["loadavg_after"] = os.getloadavg()
     others = [c.others_on_server_core_pct for c in runner.cells if c.others_on_server_core_pct is not None]
     info["others_on_server_core_pct_mean"] = sum(others) / len(others) if others else None
@@ -182,7 +194,7 @@ def main(argv: list[str] | None = None) -> int:
             "log_level": args.log_level, "redis_url": prov.redis_url, "redis_peers_url": prov.peer_redis_url, "django_debug": False,
             "server_core": server_core, "client_core": client_core, "wrk_threads": 1,
             "uvicorn_flags": list(UVICORN_FLAGS), "daphne_flags": list(DAPHNE_FLAGS),
-            "database": "SQLite file (tests.support.demo.prepare_demo)",
+            "database": "SQLite file (tests.support.demo.prepare_demo)", "edge": args.edge,
         },
         "peers": {key: run.as_json() for key, run in runner.peer_runs.items()},
         "cells": [cell.as_json() for cell in runner.summary_cells()],
@@ -191,13 +203,19 @@ def main(argv: list[str] | None = None) -> int:
         "count_checks": runner.count_checks,
     }
     results["ratios"] = report.ratios(results)
+    if edge_results is not None:
+        results["edge"] = edge_results
     written = report.write(results, out_dir)
+    if edge_results is not None:
+        edge.append_section(out_dir / "results.md", edge_results)
     written.append(chart.draw(results, out_dir / "chart.png"))
     if out_dir == DEFAULT_OUT and not args.smoke:  # the committed run is the README's
         readme = REPO_ROOT / "README.md"
         if report.update_readme(readme, report.readme_section(results, "docs/bench/chart.png")):
             written.append(readme)
     report.print_report(results)
+    if edge_results is not None:
+        edge.print_section(edge_results)
     if args.admin_scale:
         admin_scale.main(["--out", str(out_dir), *(["--users", "2000", "--renders", "3"] if args.smoke else [])])
         written += [out_dir / "admin_scale.json", out_dir / "admin_scale.md"]
@@ -205,7 +223,9 @@ def main(argv: list[str] | None = None) -> int:
     broken = [
         f"{c.peer}/{c.scenario}: {p}" for c in runner.cells for p in c.problems
         if p.startswith(("no answer", "unexpected statuses", "server answered", "first message", "no first"))
-    ] + [f"count check {c['peer']}/{c['scenario']}" for c in runner.count_checks if not c["ok"]]  # fmt: skip
+    ] + [f"count check {c['peer']}/{c['scenario']}" for c in runner.count_checks if not c["ok"]] + [
+        f"edge {row['scenario']}: {p}" for row in (edge_results or {}).get("rows", []) for p in row["problems"]
+    ]  # fmt: skip
     if broken:
         say("the harness is broken (wrong answers or counts, not slowness):\n  " + "\n  ".join(broken))
         return 1
