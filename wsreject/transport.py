@@ -121,4 +121,3 @@ async def deny(
         # "ASGI callable returned without completing handshake." at ERROR after every denial.
         await asyncio.sleep(0)
     return mode
-
