@@ -28,6 +28,9 @@ from wsreject.transport import denial_messages
 from .asgi_apps import sleeping_app
 from .util import Recorder, ws_scope
 
+# Channels' consumers close stale database connections on their thread hops: allowed here.
+pytestmark = pytest.mark.django_db(transaction=True)
+
 BASES = [WebsocketConsumer, AsyncWebsocketConsumer]
 by_base = pytest.mark.parametrize("base", BASES, ids=[base.__name__ for base in BASES])
 
