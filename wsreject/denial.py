@@ -109,6 +109,15 @@ def _text(detail: Any) -> str:
     return text
 
 
+@functools.lru_cache(maxsize=64)
+def _valid_media_type(media_type: str) -> bool:
+    """Whether ``media_type`` may be sent as ``content-type`` (a project uses a handful)."""
+    try:
+        return header_problem(b"content-type", media_type.encode("latin-1")) is None
+    except UnicodeEncodeError:
+        return False
+
+
 class DenialResponse:
     """A complete HTTP response to a handshake: status, headers and body.
 
@@ -140,7 +149,7 @@ class DenialResponse:
         self.body = body
         self.detail = status_phrase(status_code) if detail is None else _text(detail)
         has_type = any(name == b"content-type" for name, _ in self.headers)
-        if media_type is not None and header_problem(b"content-type", media_type.encode("latin-1")):
+        if media_type is not None and not _valid_media_type(media_type):
             raise ValueError(f"invalid media_type {media_type!r}")
         self.media_type = None if has_type or not body_allowed(status_code) else media_type
 
