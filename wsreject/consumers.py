@@ -36,13 +36,13 @@ from channels.exceptions import StopConsumer
 
 from .authentication import refused_without_credentials, unauthenticated
 from .connections import close_revoked
-from .denial import DenyHandshake, denial_for_exception
-from .handshake import current_handshake
+from .denial import DenyHandshake
+from .handshake import Handshake, current_handshake
 from .offload import attempt_without_io, decision, require_io
 from .permissions import AllOf, AllowAny, BasePermission, HasPermissions, IsAuthenticated, as_permission, evaluate, perm_tuple
 from .scope import escape
 from .trace import active, describe, record
-from .transport import Message, Send, deny, deny_sync
+from .transport import Message, Send
 
 logger = logging.getLogger("wsreject")
 
@@ -71,7 +71,7 @@ class AuthorizedConsumer:
     _sync: bool
     _authorized = False
     _decided_in_thread = False
-    _client_send: Send
+    _handshake: Handshake
 
     # --- the hooks, in the style of Django's AccessMixin ---------------------------------------
 
@@ -165,10 +165,14 @@ class AuthorizedConsumer:
         creates a channel-layer channel, joins a group or leaves a channel-layer read pending.
         On the event loop when the checks need no I/O (no thread hop), else in one worker thread."""
         self.scope = scope
-        self._client_send = send  # a sync consumer's base_send blocks; denials sent from the loop need this
         handshake = current_handshake(scope)
-        if handshake is not None:
+        if handshake is None:  # no wsreject stack: this consumer's own handshake, for its denials
+            handshake = Handshake(receive, send)
+            receive, send = handshake.receive, handshake.send
+        else:
             handshake.on_revoked = self._access_revoked  # revocation asks this consumer first
+        handshake.fix_mode(self.denial_mode)  # a no-op when the route's leaf fixed it already
+        self._handshake = handshake
         first = await receive()
         with decision():  # what the checks did on the loop is remembered if they run again in a thread
             if first["type"] == "websocket.connect":
@@ -210,10 +214,7 @@ class AuthorizedConsumer:
         except StopConsumer:
             raise
         except Exception as exc:
-            if getattr(self, "channel_layer", None) is not None and getattr(self, "groups", None):
-                async_to_sync(self._discard_groups)()
-            if not self._client_left(exc):
-                deny_sync(self.scope, self.base_send, self._response_for(exc), denial_mode=self._denial_mode())
+            async_to_sync(self._deny)(exc)  # the same path as an async consumer's, on the event loop
             raise StopConsumer() from None
 
     async def _async_websocket_connect(self, message: Message) -> Any:
@@ -228,35 +229,23 @@ class AuthorizedConsumer:
             raise StopConsumer() from None
 
     async def _deny(self, exc: BaseException) -> None:
-        """The one denial path: the handshake's (its handler, its mode resolved at the route),
-        as for a denial raised in middleware; without a wsreject stack, the transport directly."""
+        """Leave the groups and answer ``exc`` on the one denial path, the handshake's
+        (:meth:`~wsreject.handshake.Handshake.fail`: its handler, its mode fixed when the
+        handshake reached this consumer), as for a denial raised in middleware."""
         await self._discard_groups()
         if self._client_left(exc):
             return
-        handshake = current_handshake(self.scope)
-        if handshake is not None and not self.denial_mode:
-            await handshake.fail(self.scope, exc)
-            return
-        await deny(self.scope, self._client_send, self._response_for(exc), denial_mode=self._denial_mode())
+        await self._handshake.fail(self.scope, exc)
 
     def _client_left(self, exc: BaseException) -> bool:
         """Whether ``exc`` is the server saying the client is gone (a send raised, e.g.
         ``accept()`` after the client hung up during the checks): nothing to answer, nothing wrong."""
-        handshake = current_handshake(self.scope)
-        if handshake is None or not handshake.client_gone or not isinstance(exc, OSError):
+        if not self._handshake.client_gone or not isinstance(exc, OSError):
             return False
         logger.debug(
             "WebSocket %s: the client left before its handshake was answered (%r)", escape(self.scope.get("path", "")), exc
         )
         return True
-
-    def _response_for(self, exc: BaseException) -> Any:
-        handshake = current_handshake(self.scope)
-        return denial_for_exception(exc, self.scope, handshake.exception_handler if handshake else None)
-
-    def _denial_mode(self) -> str | None:
-        handshake = current_handshake(self.scope)
-        return self.denial_mode or (handshake.denial_mode if handshake else None)
 
     async def _discard_groups(self) -> None:
         layer = getattr(self, "channel_layer", None)

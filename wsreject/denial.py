@@ -109,6 +109,15 @@ def _text(detail: Any) -> str:
     return text
 
 
+@functools.lru_cache(maxsize=64)
+def _valid_media_type(media_type: str) -> bool:
+    """Whether ``media_type`` may be sent as ``content-type`` (a project uses a handful)."""
+    try:
+        return header_problem(b"content-type", media_type.encode("latin-1")) is None
+    except UnicodeEncodeError:
+        return False
+
+
 class DenialResponse:
     """A complete HTTP response to a handshake: status, headers and body.
 
@@ -140,19 +149,9 @@ class DenialResponse:
         self.body = body
         self.detail = status_phrase(status_code) if detail is None else _text(detail)
         has_type = any(name == b"content-type" for name, _ in self.headers)
-        if media_type is not None and header_problem(b"content-type", media_type.encode("latin-1")):
+        if media_type is not None and not _valid_media_type(media_type):
             raise ValueError(f"invalid media_type {media_type!r}")
         self.media_type = None if has_type or not body_allowed(status_code) else media_type
-
-    @classmethod
-    def _checked(cls, status_code: int, headers: HeaderPairs, body: bytes, detail: str, media_type: str | None) -> DenialResponse:
-        """A response from parts :class:`DenyHandshake` validated already (no second pass)."""
-        response = cls.__new__(cls)
-        response.status_code, response.headers, response.body = status_code, headers, body
-        response.detail = detail
-        has_type = any(name == b"content-type" for name, _ in headers)
-        response.media_type = None if has_type or not body_allowed(status_code) else media_type
-        return response
 
     def asgi_messages(self) -> list[dict[str, Any]]:
         """The two messages of the ASGI WebSocket Denial Response extension."""
@@ -184,25 +183,25 @@ class DenyHandshake(Exception):
     """
 
     def __init__(self, status_code: int, detail: Any = None, headers: HeaderInput = None) -> None:
-        self.status_code = validate_status(status_code)
-        self.detail = status_phrase(status_code) if detail is None else detail
-        self.headers = normalize_headers(headers)
+        self.detail = status_phrase(status_code) if isinstance(status_code, int) and detail is None else detail
         try:
-            self._body = render_json({"detail": self.detail})
+            body = render_json({"detail": self.detail})
         except (TypeError, ValueError) as exc:  # UnicodeEncodeError is a ValueError
             raise ValueError(f"detail {self.detail!r} cannot be rendered as JSON: {exc}") from None
+        text = self.detail if isinstance(self.detail, str) else render_json(self.detail).decode()
+        # The one validation of a denial: DenialResponse's (status, headers, body), here, once.
+        self._response = DenialResponse(status_code, headers=headers, body=body, detail=text, media_type="application/json")
+        self.status_code = self._response.status_code
+        self.headers = self._response.headers
         super().__init__(status_code, self.detail)
 
     def __str__(self) -> str:
         return f"{self.status_code}: {self.detail}"
 
     def response(self) -> DenialResponse:
-        """Render as FastAPI does: compact JSON, or no body where HTTP allows none."""
-        text = self.detail if isinstance(self.detail, str) else render_json(self.detail).decode()
-        # Status, headers and body were validated when the exception was built: not again.
-        if not body_allowed(self.status_code):
-            return DenialResponse._checked(self.status_code, self.headers, b"", text, None)
-        return DenialResponse._checked(self.status_code, self.headers, self._body, text, "application/json")
+        """The response rendered (and validated) when the exception was built, as FastAPI
+        renders it: compact JSON ``{"detail": ...}``."""
+        return self._response
 
 
 class DenyWithResponse(DenyHandshake):
@@ -217,9 +216,6 @@ class DenyWithResponse(DenyHandshake):
         self.detail = response.detail
         self.headers = response.headers
         Exception.__init__(self, response.status_code, response.detail)
-
-    def response(self) -> DenialResponse:
-        return self._response
 
 
 @functools.lru_cache(maxsize=256)

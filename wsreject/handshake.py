@@ -7,8 +7,13 @@ whether ``websocket.connect`` was read, and whether the handshake was accepted,
 closed or answered with a denial. It also carries the route record
 (:mod:`wsreject.routes`): the hops Channels' routers matched, and the
 :class:`~wsreject.routes.RouteHit` once a leaf is reached; the leaf's decision
-(``on_route``) runs then, before the consumer is built, and resolves the denial
-mode once for the rest of the handshake.
+(``on_route``) runs then, before the consumer is built, and fixes the denial
+mode for the rest of the handshake (:meth:`Handshake.fix_mode`).
+
+:meth:`Handshake.fail` is where every exception of the handshake ends: before
+the handshake is answered, :meth:`Handshake.refuse` — the one denial path,
+exception → handler → one validated response → transport — and after it, close
+``1011`` with one traceback per kind of error (:func:`~wsreject.reporting.log_unexpected`).
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from .denial import DenialResponse, DenyHandshake, ExceptionHandler, denial_for_exception, is_unavailable
-from .reporting import warn_rate_limited
+from .reporting import log_unexpected, warn_rate_limited
 from .routes import Hop, RouteHit, leaf_denial_mode
 from .scope import HANDSHAKE_KEY, Scope, escape
 from .transport import Message, Receive, Send, deny
@@ -48,6 +53,7 @@ class Handshake:
         "expects_route",
         "hops",
         "miss_mode",
+        "mode_fixed",
         "on_accepted",
         "on_closed",
         "on_decided",
@@ -77,7 +83,8 @@ class Handshake:
         self.on_closed: Callable[[], None] | None = None  # the application closed it
         self.on_revoked: Callable[[Any], Awaitable[None]] | None = None  # the consumer's on_access_revoked
         self.revoked = False  # closed by revocation: what the application sends after is dropped
-        self.denial_mode = denial_mode
+        self.denial_mode = denial_mode  # the declared mode (None: WSREJECT["DENIAL_MODE"]); see fix_mode
+        self.mode_fixed = False  # the handshake reached its consumer: denial_mode no longer changes
         self.exception_handler = exception_handler
         self.endpoint: Any = None  # the routed endpoint, when the access side resolved it
         self.user: Any = None  # scope["user"] as CredentialsMiddleware set it, for the log
@@ -91,13 +98,26 @@ class Handshake:
         self.unseen: str | None = None  # the route (mount) behind which the leaf could not be seen
 
     async def reach(self, scope: Scope, hit: RouteHit) -> None:
-        """A leaf recorder reached ``hit``: remember it, resolve the denial mode once (the
-        consumer's, else the innermost stack's on the way) and run the route's decisions."""
+        """A leaf recorder reached ``hit``: remember it, fix the denial mode (the consumer's,
+        else the innermost stack's between the route and the consumer) and run the route's
+        decisions."""
         self.route = hit
         self.endpoint = hit
-        self.denial_mode = leaf_denial_mode(hit.application) or self.denial_mode
+        self.fix_mode(leaf_denial_mode(hit.application))
         for check in self.route_checks:
             await check(scope, hit)
+
+    def fix_mode(self, declared: str | None) -> None:
+        """The handshake reached its consumer, which declares ``declared`` (or None): the denial
+        mode is decided here, once. Precedence: the consumer's ``denial_mode``, else the innermost
+        ``DenialMiddleware`` on the way (each sets ``denial_mode`` while the mode is not fixed),
+        else ``WSREJECT["DENIAL_MODE"]`` (None, resolved by the transport). Called at the leaf
+        recorder, or by an ``AuthorizedConsumer`` that no recorder saw; the first call wins."""
+        if self.mode_fixed:
+            return
+        if declared:
+            self.denial_mode = declared
+        self.mode_fixed = True
 
     @property
     def decided(self) -> bool:
@@ -160,8 +180,16 @@ class Handshake:
             await self._send({"type": "websocket.close", "code": code, "reason": reason})
         return True
 
+    async def refuse(self, scope: Scope, exc: BaseException) -> None:
+        """The one denial path: ``exc`` → the exception handler → one validated response → the
+        transport, in the handshake's denial mode. Every refusal before accept comes here, through
+        :meth:`fail`: middleware, the route's decisions, consumers (sync and async), the decision
+        deadline and unexpected errors."""
+        await self.deny(scope, denial_for_exception(exc, scope, self.exception_handler))
+
     async def deny(self, scope: Scope, response: DenialResponse) -> None:
-        """Send ``response`` (after ``websocket.connect``, reading it if needed)."""
+        """Send ``response`` (after ``websocket.connect``, reading it if needed); the last step
+        of :meth:`refuse`."""
         receive = None if self.connect_received else self.receive
         if "user" not in scope and self.user is not None:
             scope = {**scope, "user": self.user}  # raised below CredentialsMiddleware: say who it was
@@ -176,7 +204,7 @@ class Handshake:
         not a bug: one WARNING a minute names it, without a traceback per connection.
         """
         if not self.decided:
-            await self.deny(scope, denial_for_exception(exc, scope, self.exception_handler))
+            await self.refuse(scope, exc)
             return
         if isinstance(exc, OSError):  # the client left: nothing to answer, nothing wrong
             logger.debug("WebSocket %s: connection lost (%r)", escape(scope.get("path", "")), exc)
@@ -191,13 +219,13 @@ class Handshake:
                 exc,
             )
         if self.accepted and not self.closed:
-            if not outage:
-                logger.error("Unhandled error after accept; closing with 1011", exc_info=exc)
+            if not outage:  # one traceback per kind of error, then a count (wsreject.reporting)
+                log_unexpected("Unhandled error after accept; closing with 1011", exc)
             self.closed = True
             with contextlib.suppress(OSError):
                 await self._send({"type": "websocket.close", "code": 1011})
         elif not outage:
-            logger.error("Unhandled error after the handshake was answered", exc_info=exc)
+            log_unexpected("Unhandled error after the handshake was answered", exc)
 
 
 def current_handshake(scope: Scope) -> Handshake | None:

@@ -101,7 +101,7 @@ class DenialMiddleware(Wrapper):
         except TimeoutError as exc:
             if deadline.expired() and not handshake.decided:
                 logger.warning("Handshake for %s not decided within %ss", escape(scope.get("path", "")), timeout)
-                await handshake.deny(scope, DenyHandshake(503, DECISION_TIMED_OUT).response())
+                await handshake.fail(scope, DenyHandshake(503, DECISION_TIMED_OUT))  # the one denial path
             else:
                 await handshake.fail(scope, exc)
         except Exception as exc:
@@ -111,7 +111,7 @@ class DenialMiddleware(Wrapper):
 
     async def _nested(self, handshake: Handshake, scope: Scope, receive: Receive, send: Send) -> Any:
         before = handshake.denial_mode, handshake.exception_handler
-        if self.denial_mode is not None:
+        if self.denial_mode is not None and not handshake.mode_fixed:  # below the consumer's leaf: decided there
             handshake.denial_mode = self.denial_mode
         if self.exception_handler is not None:
             handshake.exception_handler = self.exception_handler

@@ -11,10 +11,12 @@ The *denial mode* of a connection says how:
   with code ``4000 + status`` and the detail as reason (browsers can read this,
   never an HTTP status). The frame is there because some servers drop reasons.
 
-:func:`deny` (and :func:`deny_sync`, its twin for synchronous consumers) is the
-only way a denial is sent: it waits for ``websocket.connect`` when asked to,
-sends, treats a client that left mid-denial as normal (a DEBUG line), and
-records the denial once (:func:`~wsreject.reporting.record_denial`).
+:func:`deny` is the only way a denial is sent: it waits for ``websocket.connect``
+when asked to, sends the messages of :func:`denial_messages`, treats a client
+that left mid-denial as normal (a DEBUG line), and records the denial once
+(:func:`~wsreject.reporting.record_denial`). It is the last step of the one
+denial path, :meth:`wsreject.handshake.Handshake.refuse`; a synchronous consumer
+takes that path on the event loop (``async_to_sync``), never a second sender.
 """
 
 from __future__ import annotations
@@ -118,19 +120,4 @@ async def deny(
         # the connection by then. uvicorn's websockets-sansio (its default) otherwise logs
         # "ASGI callable returned without completing handshake." at ERROR after every denial.
         await asyncio.sleep(0)
-    return mode
-
-
-def deny_sync(
-    scope: Scope, send: Callable[[Message], None], response: DenialResponse, *, denial_mode: str | None = None
-) -> str | None:
-    """:func:`deny` for a synchronous consumer, whose ``base_send`` blocks (``websocket.connect`` read)."""
-    mode, messages = denial_messages(scope, response, denial_mode)
-    try:
-        for message in messages:
-            send(message)
-    except OSError as exc:
-        _client_left(scope, exc)
-        return None
-    record_denial(scope, response, mode)
     return mode
