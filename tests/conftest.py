@@ -26,6 +26,22 @@ def pytest_sessionstart(session) -> None:
         raise pytest.UsageError(f"WSREJECT_TEST_INSTALLED=1 but wsreject is imported from {location}, not an installed wheel")
 
 
+def pytest_collection_modifyitems(config, items) -> None:
+    """On CI's second leg (``WSREJECT_TEST_LEG=second``, set by ``./dev test``) the ``one_leg`` tests
+    are deselected, not skipped: they ran on the first leg, and what they test does not change between
+    the legs' locks (``tests/layout/test_legs.py`` keeps those differences to Django, type stubs and
+    the bench chart's plotting packages)."""
+    leg = os.environ.get("WSREJECT_TEST_LEG", "first")
+    if leg not in ("first", "second"):
+        raise pytest.UsageError(f"WSREJECT_TEST_LEG must be 'first' or 'second', not {leg!r}")
+    if leg == "first":
+        return
+    kept = [item for item in items if item.get_closest_marker("one_leg") is None]
+    if len(kept) != len(items):
+        config.hook.pytest_deselected(items=[item for item in items if item.get_closest_marker("one_leg")])
+        items[:] = kept
+
+
 def pytest_report_header(config) -> str:
     import wsreject
 

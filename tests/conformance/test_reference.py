@@ -46,7 +46,7 @@ from tests.support.wsclient import (
     ws_connect,
 )
 
-pytestmark = [pytest.mark.server]
+pytestmark = [pytest.mark.server, pytest.mark.one_leg]
 
 REFERENCE_APP = "tests.conformance.reference_fastapi:app"
 REFERENCE_KINDS = ("uvicorn-websockets", "uvicorn-websockets-sansio", "uvicorn-wsproto", "hypercorn", "granian")

@@ -28,7 +28,7 @@ from tests.support.servers import Server, running_server
 from tests.support.services import REDIS_URL, fresh_postgres_database, postgres_unreachable, redis_unreachable, require
 from tests.support.wsclient import Accepted, ws_connect
 
-pytestmark = pytest.mark.server
+pytestmark = [pytest.mark.server, pytest.mark.one_leg]
 
 SOAK_SECONDS = float(os.environ.get("WSREJECT_SOAK_SECONDS", "32"))  # >= 30 s: six blocking receives of 5 s
 CONNECTIONS = 200

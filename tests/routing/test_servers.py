@@ -25,7 +25,7 @@ from tests.support.servers import running_server
 from .generate import build, canonical, random_spec, spell
 from .test_differential import plain_truth
 
-pytestmark = pytest.mark.server
+pytestmark = [pytest.mark.server, pytest.mark.one_leg]
 
 KINDS = ("daphne-wsreject", "uvicorn-websockets-sansio")
 # Between them: a path rewrite, a hidden-attribute wrapper, close-code mode, Channels' middleware.
