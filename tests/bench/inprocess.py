@@ -101,11 +101,25 @@ async def _handshake(app: Any, case: dict[str, Any], counters: tuple[Counter, Co
     return {"status": status, "handshake": handshake, "teardown": teardown}
 
 
+def wait_for_bus() -> None:
+    """In the Redis profile, a warm handshake is one whose copies the invalidation bus keeps:
+    wait until it has subscribed (as a server that has run a while has)."""
+    from wsreject.access import bus
+    from wsreject.access.versions import get_cache, uses_local_layer
+
+    cache = get_cache()
+    uses_local_layer(cache)  # starts the bus where the cache has one
+    running = bus.bus_for(cache)
+    if running is not None and not running.wait_live(10):
+        raise SystemExit("the invalidation bus did not subscribe within 10 s")
+
+
 def costs(cases: list[dict[str, Any]]) -> list[dict[str, Any]]:
     from asgiref.sync import async_to_sync
     from django.utils.module_loading import import_string
 
     results = []
+    wait_for_bus()
     for case in cases:
         app = import_string(case["app"].replace(":", "."))
         for _ in range(int(case.get("warm", 3))):
