@@ -8,7 +8,8 @@ accepting from one socket (``tests/bench/apps/shared_socket.py``, Daphne's ``--f
 room connections are held open on both workers (each admitted her, and keeps a copy of what it
 read) and bob is refused; the admin (on whichever worker answers) then takes alice's group away
 and gives bob the permission; alice is refused at her next handshakes and bob's next connections,
-held open again on both workers, are admitted.
+held open again on both workers, are admitted. Last, the demo's throttle: one budget for both
+workers (each counts in Redis with its own asyncio client).
 """
 
 from __future__ import annotations
@@ -179,3 +180,21 @@ def test_an_admin_change_holds_at_the_next_handshake_on_every_worker(demo_env, k
         assert refused(server, alice) == [403] * CONNECTIONS
         after = held_on_every_worker(server, bob)
         assert len(after) == 2 and set(after) == set(before), f"before {before}, after {after}"
+
+        # One throttle budget for both workers (Redis, counted with each worker's asyncio client).
+        assert throttled(server, 6) == [101, 101, 101, 429, 429, 429]
+
+
+def throttled(server: Server, count: int) -> list[int]:
+    """``count`` handshakes to the demo's ``Throttle("3/60s")`` endpoint, at once after the first."""
+
+    async def one() -> int:
+        result = await ws_connect(server.url("/ws/limited/"))
+        if isinstance(result, Accepted):
+            await result.close()
+        return result.status_code
+
+    async def run() -> list[int]:
+        return sorted([await one(), *await asyncio.gather(*(one() for _ in range(count - 1)))])
+
+    return asyncio.run(run())
