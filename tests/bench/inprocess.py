@@ -149,6 +149,7 @@ def costs(cases: list[dict[str, Any]]) -> list[dict[str, Any]]:
             "queries": queries, "hops": hops,
             "query_sql": [q[:160] for q in played[-1]["handshake"][0]],
             "hop_names": played[-1]["handshake"][1],
+            "hop_names_by_handshake": [p["handshake"][1] for p in played],
             "teardown_queries": len(played[-1]["teardown"][0]),
             "teardown_hops": played[-1]["teardown"][1],
         })  # fmt: skip
