@@ -38,7 +38,7 @@ from .authentication import refused_without_credentials, unauthenticated
 from .connections import close_revoked
 from .denial import DenyHandshake
 from .handshake import Handshake, current_handshake
-from .offload import attempt_without_io, decision, require_io
+from .offload import attempt_on_loop, decision, require_io
 from .permissions import AllOf, AllowAny, BasePermission, HasPermissions, IsAuthenticated, as_permission, evaluate, perm_tuple
 from .scope import escape
 from .trace import active, describe, record
@@ -177,7 +177,7 @@ class AuthorizedConsumer:
         with decision():  # what the checks did on the loop is remembered if they run again in a thread
             if first["type"] == "websocket.connect":
                 try:
-                    self._authorized, _ = attempt_without_io(self.authorize)
+                    self._authorized, _ = await attempt_on_loop(self.authorize)
                     if not self._authorized:
                         await database_sync_to_async(self.authorize)()
                         self._authorized = self._decided_in_thread = True

@@ -7,7 +7,7 @@ throttle's own ``scope`` name), never by the raw path. Counters are fixed
 windows that start at a client's first attempt, counted atomically with the
 cache's ``add`` and ``incr`` (atomic on Redis and in local memory), so
 concurrent handshakes cannot slip through together (on Django's ``RedisCache``: one script, one
-round trip); they live in
+round trip, awaited on the event loop with redis-py's asyncio client, no thread hop); they live in
 ``WSREJECT["THROTTLE_CACHE"]``: give throttles a cache of their own (check
 ``wsreject.W025``) so that a flood of other keys cannot evict them. Shared on
 Redis, every process shares the budget. A refusal is ``429`` with
@@ -26,6 +26,7 @@ import ipaddress
 import math
 import re
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any, cast
 
 from django.core.cache import BaseCache
@@ -38,6 +39,7 @@ from .conf import wsreject_settings
 from .denial import DenyHandshake, is_unavailable
 from .offload import NeedsIO, once
 from .permissions import BasePermission
+from .redis_async import async_script
 from .scope import VOUCHED_KEY, Scope, header_values
 
 #: One fixed window on Redis, atomically: count the attempt, start the window's expiry with the
@@ -50,6 +52,11 @@ if count == 1 or ttl < 0 then
   ttl = tonumber(ARGV[1])
 end
 return {count, ttl}
+"""
+
+#: :meth:`Throttle.peek` on Redis in one round trip: the count so far and the milliseconds left.
+_REDIS_PEEK = """
+return {tonumber(redis.call('GET', KEYS[1]) or '0'), redis.call('PTTL', KEYS[1])}
 """
 
 #: Period units: wsreject's short ones and Django REST framework's spellings (``"10/minute"``,
@@ -164,22 +171,44 @@ class Throttle(BasePermission):
         count, ttl_ms = client.eval(_REDIS_WINDOW, 1, cache.make_and_validate_key(f"{key}:n"), period_ms)
         return int(count), time.time() - (period_ms - int(ttl_ms)) / 1000
 
+    def _peek_redis(self, cache: RedisCache, key: str) -> tuple[int, float]:
+        """:meth:`peek`'s read with the synchronous client (in a worker thread)."""
+        period_ms = max(1, math.ceil(self.period * 1000))
+        client = cast(Any, cache)._cache.get_client()
+        count, ttl_ms = client.eval(_REDIS_PEEK, 1, cache.make_and_validate_key(f"{key}:n"))
+        return int(count), time.time() - (period_ms - max(int(ttl_ms), 0)) / 1000
+
+    def _async_redis(self, cache: BaseCache, key: str, source: str) -> Callable[[], Awaitable[tuple[int, float]]] | None:
+        """On Django's ``RedisCache``: ``source`` run with redis-py's asyncio client, answering
+        the count and when the window started (for :func:`~wsreject.offload.once`); else None."""
+        if not (isinstance(cache, RedisCache) and has_bus(cache)):
+            return None
+        period_ms = max(1, math.ceil(self.period * 1000))
+        raw_key = cache.make_and_validate_key(f"{key}:n")
+
+        async def run() -> tuple[int, float]:
+            count, ttl_ms = await async_script(cache, source)(keys=[raw_key], args=[period_ms])
+            return int(count), time.time() - (period_ms - max(int(ttl_ms), 0)) / 1000
+
+        return run
+
     def peek(self, scope: Scope, consumer: Any) -> DenyHandshake | None:
         """:meth:`check`'s answer without counting: 429 when this window's budget is spent already
         (for :func:`wsreject.decide`'s side-effect-free run). Reads the counters :meth:`hit` writes."""
         cache = self.get_cache()
-        require_cache_io(cache)
         key = self.cache_key(scope, consumer)
+        awaitable = self._async_redis(cache, key, _REDIS_PEEK)
+        if awaitable is None:
+            require_cache_io(cache)
         try:
-            if isinstance(cache, RedisCache) and has_bus(cache):
-                client = cast(Any, cache)._cache.get_client()
-                raw_key = cache.make_and_validate_key(f"{key}:n")
-                count, ttl_ms = int(client.get(raw_key) or 0), int(client.pttl(raw_key))
-                started = time.time() - (self.period * 1000 - max(ttl_ms, 0)) / 1000
+            if isinstance(cache, RedisCache) and awaitable is not None:
+                count, started = once(f"peek:{key}", lambda: self._peek_redis(cache, key), awaitable=awaitable)
             else:
                 found = cache.get_many([f"{key}:n", f"{key}:start"])
                 count = int(found.get(f"{key}:n") or 0)
                 started = float(found.get(f"{key}:start") or time.time())
+        except NeedsIO:
+            raise
         except Exception as exc:  # a throttle that cannot read refuses (503), as when it counts
             if is_unavailable(exc):
                 raise
@@ -193,10 +222,12 @@ class Throttle(BasePermission):
         if scope.get(VOUCHED_KEY):
             return None  # counted once, by the edge that vouched for it (wsreject.edge.trust)
         cache = self.get_cache()
-        require_cache_io(cache)
         key = self.cache_key(scope, consumer)
+        awaitable = self._async_redis(cache, key, _REDIS_WINDOW)  # on the event loop, no thread
+        if awaitable is None:
+            require_cache_io(cache)
         try:
-            count, started = once(key, lambda: self.hit(cache, key))
+            count, started = once(key, lambda: self.hit(cache, key), awaitable=awaitable)
         except NeedsIO:
             raise
         except Exception as exc:  # a throttle that cannot count refuses (503), never lets all through

@@ -22,6 +22,7 @@ from tests.support.servers import HOST, Server, running_process
 REFERENCE_APP = "tests.conformance.reference_fastapi:app"
 RAW_APP = "tests.bench.apps.raw:app"
 PLAIN_CHANNELS_APP = "tests.bench.apps.plain_channels:application"
+SHARED_SOCKET = "tests.bench.apps.shared_socket"
 
 UVICORN_FLAGS = ("--ws", "websockets-sansio", "--lifespan", "off", "--no-access-log", "--log-level", "warning")
 DAPHNE_FLAGS = ("-v", "0")
@@ -36,7 +37,7 @@ class Peer:
     family: str  # how scenarios map onto it: see scenarios.request_for
     django: bool  # serves project.settings: gets the demo's database (and Redis with --redis)
     redis: bool = False  # the production profile: Redis for the cache, the throttles and the channel layer
-    workers: int = 1  # uvicorn --workers (processes sharing one listening socket)
+    workers: int = 1  # processes sharing one listening socket: uvicorn --workers, Daphne via --fd
 
     def command(self, port: int) -> list[str]:
         py = sys.executable
@@ -44,6 +45,8 @@ class Peer:
             workers = ["--workers", str(self.workers)] if self.workers > 1 else []
             return [py, "-m", "uvicorn", "--host", HOST, "--port", str(port), *UVICORN_FLAGS, *workers, self.app]
         module = {"daphne-wsreject": "wsreject.daphne", "daphne-stock": "daphne"}[self.server]
+        if self.workers > 1:  # N processes accepting from one socket (Daphne's --fd)
+            return [py, "-m", SHARED_SOCKET, HOST, str(port), str(self.workers), py, "-m", module, *DAPHNE_FLAGS, self.app]
         return [py, "-m", module, "-b", HOST, "-p", str(port), *DAPHNE_FLAGS, self.app]
 
 
@@ -58,6 +61,10 @@ PEERS: tuple[Peer, ...] = (
     Peer("wsreject-redis", "wsreject, Redis / uvicorn", "uvicorn", DEMO_APP, "wsreject", True, redis=True),
     Peer("wsreject-redis-2w", "wsreject, Redis / uvicorn, 2 workers", "uvicorn", DEMO_APP, "wsreject", True, redis=True, workers=2),
     Peer("daphne-wsreject-redis", "wsreject, Redis / Daphne+wsreject", "daphne-wsreject", DEMO_APP, "wsreject", True, redis=True),
+    Peer(
+        "daphne-wsreject-redis-2p", "wsreject, Redis / Daphne+wsreject, 2 processes", "daphne-wsreject", DEMO_APP, "wsreject",
+        True, redis=True, workers=2,
+    ),
 )
 PEERS_BY_KEY = {p.key: p for p in PEERS}
 

@@ -8,6 +8,8 @@ import shlex
 from pathlib import Path
 from typing import Any
 
+from .costs import THROTTLED
+from .costs import label as cost_label
 from .peers import PEERS_BY_KEY
 from .scenarios import SCENARIOS_BY_KEY
 
@@ -64,6 +66,7 @@ def ratios(results: dict[str, Any]) -> dict[str, Any]:
         "redis_vs_local_memory_daphne": {s: ratio(("daphne-wsreject-redis", s), ("daphne-wsreject", s)) for s in scenarios},
         "redis_uvicorn_vs_fastapi": {s: ratio(("wsreject-redis", s), ("fastapi", s)) for s in scenarios},
         "redis_2_workers_vs_1": {s: ratio(("wsreject-redis-2w", s), ("wsreject-redis", s)) for s in scenarios},
+        "redis_daphne_2_processes_vs_1": {s: ratio(("daphne-wsreject-redis-2p", s), ("daphne-wsreject-redis", s)) for s in scenarios},
     }
     return out
 
@@ -158,27 +161,41 @@ def tables(results: dict[str, Any]) -> dict[str, tuple[list[str], list[list[str]
 
     rows = []
     costs = {(c["peer"], c["scenario"]): c for c in results.get("costs", [])}
-    for s in scenarios:
-        row = [SCENARIOS_BY_KEY[s].label]
-        for p in ("wsreject", "channels"):
+    for s in [*scenarios, THROTTLED.key]:
+        row = [cost_label(s)]
+        for p in ("wsreject", "channels", "wsreject-redis"):
             c = costs.get((p, s))
             row.append(f"{_one(c['queries'])} / {_one(c['hops'])}" if c else DASH)
         rows.append(row)
-    out["costs"] = (["per handshake, warm: queries / thread hops", "wsreject demo", "plain Channels"], rows)
+    out["costs"] = _without_empty_columns(
+        ["per handshake, warm: queries / thread hops", "wsreject demo", "plain Channels", "wsreject demo, Redis"], rows
+    )
 
     rows = [
         [
             SCENARIOS_BY_KEY[s].label,
-            *(fmt_ratio(r.get(key, {}).get(s)) for key in ("redis_vs_local_memory_uvicorn", "redis_vs_local_memory_daphne", "redis_uvicorn_vs_fastapi", "redis_2_workers_vs_1")),
+            *(fmt_ratio(r.get(key, {}).get(s)) for key in ("redis_vs_local_memory_uvicorn", "redis_vs_local_memory_daphne", "redis_uvicorn_vs_fastapi")),
         ]
         for s in scenarios
     ]
     out["production"] = _without_empty_columns(
-        ["rate ratio", "Redis ÷ local memory (uvicorn)", "Redis ÷ local memory (Daphne+wsreject)", "Redis/uvicorn ÷ FastAPI", "Redis, 2 uvicorn workers ÷ 1"],
+        ["rate ratio", "Redis ÷ local memory (uvicorn)", "Redis ÷ local memory (Daphne+wsreject)", "Redis/uvicorn ÷ FastAPI"],
         rows,
     )
     if len(out["production"][0]) == 1:
         del out["production"]
+
+    rows = [
+        [SCENARIOS_BY_KEY[s].label, *(fmt_ratio(r.get(key, {}).get(s)) for key in ("redis_2_workers_vs_1", "redis_daphne_2_processes_vs_1"))]
+        for s in scenarios
+        if not SCENARIOS_BY_KEY[s].accepted
+    ]
+    out["scaling"] = _without_empty_columns(
+        ["scaling: rate with 2 workers ÷ 1 worker (Redis)", "uvicorn --workers 2 ÷ 1", "Daphne+wsreject, 2 processes on one socket ÷ 1"],
+        rows,
+    )
+    if len(out["scaling"][0]) == 1:
+        del out["scaling"]
 
     rows = []
     for p in peers:
@@ -229,7 +246,8 @@ TITLES = {
     "ratios": "Ratios (same run; per round, median over the rounds)",
     "same_server": "Denials with a credential vs without, same server",
     "accepted": "Accepted handshakes vs plain Channels",
-    "production": "The production profile (Redis) vs local memory, and 2 workers vs 1",
+    "production": "The production profile (Redis) vs local memory",
+    "scaling": "Scaling: 2 workers vs 1, production profile",
     "costs": "Cost per handshake (in process, warm caches)",
     "memory": "Server memory",
 }
@@ -334,6 +352,26 @@ def _notes(results: dict[str, Any]) -> list[str]:
         (f"Memory: VmRSS of the serving process after the warm-up, and after the measured cells plus enough "
         f"denials (every denial scenario in turn) to reach {fmt_rate(p['soak_denials'])} since the warm-up."),
     ]
+    scaling = [k for k in ("wsreject-redis-2w", "daphne-wsreject-redis-2p") if k in p["peers"]]
+    if scaling:
+        notes.append(
+            (f"2 workers: every process of a peer is pinned to the server core (core {p['server_core']}), as for every "
+            "other peer, so two workers share one core: the scaling ratio is what a second process costs or gains "
+            "on one core (≈ 1 at best), not how the rate grows with cores. Scaling with cores needs a core per "
+            "worker plus one for the load generator; on a 2-core machine an unpinned run (`--no-pin`) only moves "
+            "the bottleneck to the load generator sharing those cores. Server CPU and memory of a 2-worker peer "
+            "are one worker's.")
+            if p["server_core"] is not None
+            else ("2 workers: this run is not pinned; the workers, the other peers and the load generator share "
+            "every core, so the scaling ratio is bounded by the cores left to the servers. Server CPU and memory "
+            "of a 2-worker peer are one worker's.")
+        )
+    if any(c["scenario"] == THROTTLED.key for c in results.get("costs", [])):
+        notes.append(
+            f"{THROTTLED.label}: the demo's `/ws/limited/` (`Throttle(\"3/60s\")`), measured in process only (under "
+            "load its budget refills every minute and the handshakes that then open are WebSockets wrk cannot complete). "
+            "On Redis the throttle's script is awaited on the event loop with redis-py's asyncio client: no thread hop."
+        )
     logged = []
     for cell in results.get("cells_by_round") or results["cells"]:
         answers = cell["result"]["requests"]

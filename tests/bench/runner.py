@@ -24,6 +24,8 @@ from typing import Any
 from tests.support.servers import Server
 from tests.support.wsclient import raw_handshake
 
+from .costs import COST_PEERS
+from .costs import cases as cost_cases
 from .load import LoadResult, run_handshake_client, run_wrk
 from .metrics import CpuWindow, denials_in_log, problem_lines, rss_kib, taskset_report
 from .peers import (
@@ -313,22 +315,16 @@ class Runner:
             return {int(k): v for k, v in json.load(answer).items()}
 
     def measure_costs(self) -> None:
-        """Queries and thread hops per handshake, in process, against the demo and plain Channels."""
-        cases = []
-        for key in [k for k in ("wsreject", "channels") if k in self.options.peers]:
-            peer = PEERS_BY_KEY[key]
-            for scenario in self.options.scenarios:
-                request = request_for(peer.family, scenario, self.prov.creds)
-                if request is None:
-                    continue
-                cases.append({
-                    "peer": key, "scenario": scenario, "app": peer.app, "path": request.path,
-                    "headers": [list(h) for h in request.headers], "first_message": request.first_message,
-                    "repeat": self.options.costs_repeat,
-                })  # fmt: skip
-        if cases:
-            say("counting queries and thread hops per handshake (in process)")
-            self.costs = run_inprocess(self.prov.demo_env, "costs", stdin=cases)
+        """Queries and thread hops per handshake, in process: the demo on local memory, plain
+        Channels, and the demo in the Redis profile when a Redis peer is in the run."""
+        for key, needs_redis in COST_PEERS:
+            if key not in self.options.peers:
+                continue
+            cases = cost_cases(key, self.options.scenarios, self.prov.creds, self.options.costs_repeat)
+            if cases:
+                say(f"counting queries and thread hops per handshake (in process, {PEERS_BY_KEY[key].label})")
+                env = self.prov.env_for(PEERS_BY_KEY[key]) if needs_redis else self.prov.demo_env
+                self.costs += run_inprocess(env, "costs", stdin=cases)
 
     def check_counts(self) -> None:
         """wsreject/uvicorn with its logger at INFO: the denials it logged (one line each, or the
