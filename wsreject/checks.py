@@ -26,9 +26,9 @@ from django.conf import settings
 from django.core.checks import CheckMessage, Error, Warning
 from django.utils.module_loading import import_string
 
-from .access.endpoints import inner_of, opaque_routers
 from .authentication import BaseAuthenticator, CredentialsMiddleware
 from .conf import DEFAULTS, DENIAL_MODES, FALLBACKS, REMOVED, load
+from .endpoints import inner_of, opaque_routers
 from .middleware import DenialMiddleware, OriginMiddleware, PermissionMiddleware, RouteNotFoundMiddleware
 from .origins import origins_unchecked, parse_allowed
 

@@ -9,8 +9,8 @@ Every key, with its default (``docs/settings.md`` explains each one)::
                                         # None: the hosts of ALLOWED_HOSTS (any scheme and port)
         "ALLOW_MISSING_ORIGIN": True,   # non-browser clients send no Origin
         "AUTHENTICATORS": [             # the first that recognises its credential decides
-            "wsreject.access.tickets.TicketAuthenticator",
-            "wsreject.access.tokens.AccessTokenAuthenticator",
+            "wsreject.authentication.tickets.TicketAuthenticator",
+            "wsreject.authentication.tokens.AccessTokenAuthenticator",
             "wsreject.authentication.SessionAuthenticator",
         ],
         "EXCEPTION_HANDLER": "wsreject.denial.default_exception_handler",
@@ -42,8 +42,8 @@ from django.core.signals import setting_changed
 from django.utils.module_loading import import_string
 
 DEFAULT_AUTHENTICATORS = (
-    "wsreject.access.tickets.TicketAuthenticator",
-    "wsreject.access.tokens.AccessTokenAuthenticator",
+    "wsreject.authentication.tickets.TicketAuthenticator",
+    "wsreject.authentication.tokens.AccessTokenAuthenticator",
     "wsreject.authentication.SessionAuthenticator",
 )
 

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from django.core.signals import setting_changed
 
-from .access.endpoints import Router
+from .endpoints import Router
 from .handshake import current_handshake
 from .routes import websocket_application
 from .scope import Scope
@@ -109,7 +109,7 @@ setting_changed.connect(_asgi_application_changed, dispatch_uid="wsreject.metric
 
 
 def _project_router() -> Any:
-    """A :class:`~wsreject.access.endpoints.Router` over ``settings.ASGI_APPLICATION`` (built once)."""
+    """A :class:`~wsreject.endpoints.Router` over ``settings.ASGI_APPLICATION`` (built once)."""
     global _router
     if _router is None:
         from django.conf import settings

@@ -24,11 +24,11 @@ from typing import Any
 
 from django.urls.exceptions import Resolver404
 
-from .access.enforcement import AccessRuleMiddleware
 from .authentication import CredentialsMiddleware
 from .conf import wsreject_settings
 from .connections import unwatch, watch
 from .denial import DenyHandshake, ExceptionHandler
+from .enforcement import AccessRuleMiddleware
 from .handshake import Handshake, current_handshake
 from .origins import is_allowed, parse_origin
 from .permissions import BasePermission, HasPermissions, IsAuthenticated, as_permission, authorize

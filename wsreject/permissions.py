@@ -29,8 +29,8 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from .access.permsets import has_perms
 from .authentication import is_authenticated, refused_without_credentials, unauthenticated
+from .cache.permsets import has_perms
 from .denial import DenyHandshake, prebuilt_denial
 from .offload import require_io, run_off_loop_if_needed
 from .scope import Scope

@@ -31,9 +31,9 @@ from typing import Any, cast
 from django.core.cache import BaseCache
 from django.core.cache.backends.redis import RedisCache
 
-from .access.bus import has_bus
-from .access.versions import get_cache, require_cache_io
 from .authentication import is_authenticated
+from .cache.bus import has_bus
+from .cache.versions import get_cache, require_cache_io
 from .conf import wsreject_settings
 from .denial import DenyHandshake, is_unavailable
 from .offload import NeedsIO, once

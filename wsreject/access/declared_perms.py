@@ -25,8 +25,8 @@ from django.apps.registry import Apps
 from django.contrib.contenttypes.management import create_contenttypes
 from django.db import DEFAULT_DB_ALIAS
 
+from ..endpoints import Endpoint, project_endpoints
 from ..permissions import HasPermissions
-from .endpoints import Endpoint, project_endpoints
 
 logger = logging.getLogger("wsreject")
 

@@ -32,12 +32,12 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from ..cache.versions import cache_failed, get_cache
 from ..conf import wsreject_settings
 from ..denial import DenialResponse, is_unavailable
 from ..metrics import DENIED, observe_handshake
 from ..scope import client_address, escape, known_user_id
 from ..signals import connection_denied
-from .versions import cache_failed, get_cache
 
 logger = logging.getLogger("wsreject")
 

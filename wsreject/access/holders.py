@@ -11,7 +11,7 @@ scan, not a join per user.
 The semantics are the enforcement's, not a lookalike: ``User.has_perm`` (active
 superusers hold every permission; inactive users none; a permission comes from
 the user or one of their groups, matched on ``app_label.codename`` like
-``ModelBackend``) and :meth:`~wsreject.access.rules.Rule.allows` (a superuser
+``ModelBackend``) and :meth:`~wsreject.rules.Rule.allows` (a superuser
 passes a rule's groups too).
 """
 

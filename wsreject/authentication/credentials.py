@@ -12,7 +12,7 @@ A refused credential (invalid, expired, an inactive user) leaves the user
 anonymous and is remembered, so the ``401`` says why ("Invalid credentials",
 "Token expired") and carries the refusing scheme's challenge. Tokens in the
 query string are never read (URLs end up in logs); browsers use single-use
-tickets instead (:mod:`wsreject.access.tickets`).
+tickets instead (:mod:`wsreject.authentication.tickets`).
 """
 
 from __future__ import annotations

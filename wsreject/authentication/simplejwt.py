@@ -25,7 +25,7 @@ from rest_framework_simplejwt.authentication import JWTAuthentication
 from rest_framework_simplejwt.exceptions import ExpiredTokenError, TokenError
 from rest_framework_simplejwt.settings import api_settings
 
-from ..access.users import cached_user
+from ..cache.users import cached_user
 from ..scope import Scope
 from .base import AuthenticationFailed, BaseAuthenticator, CredentialExpired, authorization
 

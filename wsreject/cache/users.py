@@ -1,9 +1,10 @@
 """Users by primary key, and which user a credential belongs to, cached under the user's version
-(see :mod:`wsreject.access.versions`)."""
+(see :mod:`wsreject.cache.versions`)."""
 
 from __future__ import annotations
 
 import copy
+import hashlib
 import time
 from collections.abc import Callable
 from typing import Any
@@ -106,6 +107,11 @@ def cached_owner(key: str, load: Callable[[], Owner | None]) -> Owner | None:
     except Exception as exc:
         cache_failed(exc)
     return owner
+
+
+def session_owner_key(key: str) -> str:
+    """The cache key of the owner of Django session ``key`` (the key itself never leaves hashed)."""
+    return "wsreject:session:" + hashlib.sha256(key.encode("utf-8")).hexdigest()
 
 
 def forget_owner(key: str) -> None:

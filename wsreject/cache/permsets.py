@@ -45,7 +45,7 @@ def _settings_changed(setting: str, **kwargs: Any) -> None:
         backends_cacheable.cache_clear()
 
 
-setting_changed.connect(_settings_changed, dispatch_uid="wsreject.access.permsets")
+setting_changed.connect(_settings_changed, dispatch_uid="wsreject.cache.permsets")
 
 
 def _cached_set(user: Any, kind: str, compute: Callable[[], Iterable[Any]]) -> frozenset[Any]:

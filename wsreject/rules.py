@@ -16,7 +16,7 @@ the first refusal is the answer:
    missing; inactive users never pass.
 
 **Cost.** The whole rule set is cached under one key stamped with the rules'
-version (see :mod:`wsreject.access.versions`), and each process keeps the
+version (see :mod:`wsreject.cache.versions`), and each process keeps the
 compiled rules of the version it last saw: with a process-local cache, a
 handshake reads the version on the event loop; with a shared one, in a worker
 thread. A user's groups and permissions come from the cached per-user sets.
@@ -31,16 +31,9 @@ from typing import TYPE_CHECKING, Any
 
 from django.core.exceptions import ValidationError
 
-from ..authentication import is_authenticated, unauthenticated
-from ..conf import wsreject_settings
-from ..denial import UNAVAILABLE_RETRY_AFTER, DenyHandshake, prebuilt_denial, validate_status
-from ..models import MAX_RETRY_AFTER, AccessRule, validate_deny_status
-from ..offload import NeedsIO, require_io, run_off_loop_if_needed
-from ..reporting import warn_rate_limited
-from ..scope import Scope
-from .patterns import EndpointPattern, parse_endpoint
-from .permsets import group_ids, has_perms
-from .versions import (
+from .authentication import is_authenticated, unauthenticated
+from .cache.permsets import group_ids, has_perms
+from .cache.versions import (
     RULES_VERSION_KEY,
     cache_failed,
     current_version,
@@ -49,9 +42,16 @@ from .versions import (
     local,
     uses_local_layer,
 )
+from .conf import wsreject_settings
+from .denial import UNAVAILABLE_RETRY_AFTER, DenyHandshake, prebuilt_denial, validate_status
+from .models import MAX_RETRY_AFTER, AccessRule, validate_deny_status
+from .offload import NeedsIO, require_io, run_off_loop_if_needed
+from .patterns import EndpointPattern, parse_endpoint
+from .reporting import warn_rate_limited
+from .scope import Scope
 
 if TYPE_CHECKING:
-    from ..routes import RouteHit
+    from .routes import RouteHit
 
 logger = logging.getLogger("wsreject")
 
