@@ -42,7 +42,8 @@ from .offload import attempt_without_io, decision, require_io
 from .permissions import AllOf, AllowAny, BasePermission, HasPermissions, IsAuthenticated, as_permission, evaluate, perm_tuple
 from .scope import escape
 from .trace import active, describe, record
-from .transport import Message, Send, deny, deny_sync
+from .transport import deny, deny_sync
+from .types import Message, Send
 
 logger = logging.getLogger("wsreject")
 

@@ -24,7 +24,8 @@ from .routes import (
     router_of,
     websocket_application,
 )
-from .scope import HANDSHAKE_KEY, Scope
+from .scope import HANDSHAKE_KEY
+from .types import Scope
 
 __all__ = ["Endpoint", "Routed", "Router", "inner_of", "iter_endpoints", "opaque_routers", "project_endpoints"]
 

@@ -13,9 +13,9 @@ from .endpoints import project_endpoints
 from .handshake import Handshake, current_handshake, probe_route
 from .routes import RouteHit, Routing, routes_paths
 from .rules import CompiledRule, RuleSet, acurrent_rules, broken_denial, decide
-from .scope import HANDSHAKE_KEY, Scope
+from .scope import HANDSHAKE_KEY
 from .trace import active, record
-from .transport import Receive, Send
+from .types import Receive, Scope, Send
 
 __all__ = ["AccessRuleMiddleware"]
 

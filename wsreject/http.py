@@ -26,7 +26,6 @@ DENIAL_EXTENSION = "websocket.http.response"
 RESPONSE_START = "websocket.http.response.start"
 RESPONSE_BODY = "websocket.http.response.body"
 
-HeaderPairs = tuple[tuple[bytes, bytes], ...]
 
 #: RFC 9110 token characters, for field names.
 HEADER_NAME = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")

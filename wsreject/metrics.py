@@ -33,8 +33,7 @@ from django.core.signals import setting_changed
 from .endpoints import Router
 from .handshake import current_handshake
 from .routes import websocket_application
-from .scope import Scope
-from .transport import Message, Receive, Send
+from .types import Message, Receive, Scope, Send
 
 if TYPE_CHECKING:
     from django.http import HttpRequest, HttpResponse

@@ -33,9 +33,9 @@ from .handshake import Handshake, current_handshake
 from .origins import is_allowed, parse_origin
 from .permissions import BasePermission, HasPermissions, IsAuthenticated, as_permission, authorize
 from .routes import routes_paths
-from .scope import HANDSHAKE_KEY, Scope, escape, header_values
+from .scope import HANDSHAKE_KEY, escape, header_values
 from .trace import active, record
-from .transport import Receive, Send
+from .types import Receive, Scope, Send
 
 logger = logging.getLogger("wsreject")
 

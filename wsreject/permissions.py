@@ -33,8 +33,8 @@ from .authentication import is_authenticated, refused_without_credentials, unaut
 from .cache.permsets import has_perms
 from .denial import DenyHandshake, prebuilt_denial
 from .offload import require_io, run_off_loop_if_needed
-from .scope import Scope
 from .trace import active, describe, record
+from .types import Scope
 
 Peek = Callable[[Any, Scope, Any], "DenyHandshake | None"]
 

@@ -25,8 +25,9 @@ from collections import Counter
 from typing import TYPE_CHECKING, Any
 
 from .conf import wsreject_settings
-from .scope import Scope, client_address, escape, known_user_id
+from .scope import client_address, escape, known_user_id
 from .signals import connection_denied
+from .types import Scope
 
 if TYPE_CHECKING:
     from .denial import DenialResponse

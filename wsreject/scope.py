@@ -13,7 +13,7 @@ from typing import Any
 
 from django.utils.functional import LazyObject, empty
 
-Scope = dict[str, Any]
+from .types import Scope
 
 HANDSHAKE_KEY = "wsreject.handshake"
 

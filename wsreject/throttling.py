@@ -38,7 +38,8 @@ from .conf import wsreject_settings
 from .denial import DenyHandshake, is_unavailable
 from .offload import NeedsIO, once
 from .permissions import BasePermission
-from .scope import Scope, header_values
+from .scope import header_values
+from .types import Scope
 
 #: One fixed window on Redis, atomically: count the attempt, start the window's expiry with the
 #: first one (or when the key somehow has none), answer the count and the milliseconds left.

@@ -37,7 +37,8 @@ import re
 from typing import Any
 
 from ..offload import NeedsIO
-from ..scope import Scope, header_values
+from ..scope import header_values
+from ..types import Scope
 
 NOT_AUTHENTICATED = "Not authenticated"
 INVALID_CREDENTIALS = "Invalid credentials"

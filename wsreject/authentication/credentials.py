@@ -33,9 +33,9 @@ from ..conf import load, wsreject_settings
 from ..denial import DenialResponse, DenyHandshake, DenyWithResponse
 from ..handshake import current_handshake
 from ..offload import io_allowed, run_off_loop_if_needed
-from ..scope import Scope, header_values, loaded_user
+from ..scope import header_values, loaded_user
 from ..trace import active, record
-from ..transport import Receive, Send
+from ..types import Receive, Scope, Send
 from .base import (
     AUTHORIZATION_KEY,
     NOT_AUTHENTICATED,

@@ -14,7 +14,7 @@ from django.utils.crypto import constant_time_compare
 
 from ..cache.users import Owner, cached_owner, cached_user, forget_owner, session_owner_key
 from ..offload import require_io
-from ..scope import Scope
+from ..types import Scope
 from .base import BaseAuthenticator, authorization
 from .credentials import session_key, session_store
 

@@ -26,7 +26,7 @@ from rest_framework_simplejwt.exceptions import ExpiredTokenError, TokenError
 from rest_framework_simplejwt.settings import api_settings
 
 from ..cache.users import cached_user
-from ..scope import Scope
+from ..types import Scope
 from .base import AuthenticationFailed, BaseAuthenticator, CredentialExpired, authorization
 
 _JWT = re.compile(r"^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$")

@@ -30,7 +30,8 @@ from ..cache.users import cached_user
 from ..cache.versions import get_cache, require_cache_io
 from ..conf import wsreject_settings
 from ..offload import once
-from ..scope import Scope, header_values
+from ..scope import header_values
+from ..types import Scope
 from .base import AuthenticationFailed, BaseAuthenticator
 
 PREFIX = "wst_"

@@ -33,7 +33,7 @@ from django.utils import timezone
 
 from ..cache.users import Owner, cached_owner, cached_user
 from ..models import AccessToken
-from ..scope import Scope
+from ..types import Scope
 from .base import AuthenticationFailed, BaseAuthenticator, CredentialExpired, authorization
 
 PREFIX = "wsr_"

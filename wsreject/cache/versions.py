@@ -42,7 +42,6 @@ from __future__ import annotations
 import contextlib
 import time
 import uuid
-from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 from django.core.cache import BaseCache, caches
@@ -52,7 +51,7 @@ from django.core.signals import setting_changed
 from django.db import transaction
 
 from ..conf import wsreject_settings
-from ..offload import NeedsIO, require_io
+from ..offload import require_io
 from ..reporting import warn_rate_limited
 from . import bus
 
@@ -200,6 +199,10 @@ class LocalLayer:
         entry = self.entries.get(key)
         return entry[1] if entry is not None and entry[0] == stamp else default
 
+    def peek(self, key: str) -> tuple[tuple[str, ...], Any] | None:
+        """The entry under ``key`` with its stamp, whatever the stamp (None if there is none)."""
+        return self.entries.get(key)
+
     def put(self, key: str, stamp: tuple[str, ...], value: Any) -> None:
         entries = self.entries
         entries.pop(key, None)
@@ -214,7 +217,6 @@ class LocalLayer:
         self.entries.clear()
 
 
-_MISSING: Any = object()
 local = LocalLayer()
 bus.add_listener(local.forget, local.forget_versions)
 
@@ -226,67 +228,6 @@ def uses_local_layer(cache: BaseCache) -> bool:
         return True
     running = bus.bus_for(cache)
     return running is not None and running.live
-
-
-def stamped(entry_key: str, version_keys: Sequence[str], compute: Callable[[], T]) -> T:
-    """The value cached under ``entry_key`` for the current versions, else ``compute()`` (stored).
-
-    On the event loop (see :mod:`wsreject.offload`) only a process-local cache
-    is read, and a miss raises :class:`~wsreject.offload.NeedsIO`. Values must
-    be immutable, or copied by the caller before use.
-    """
-    cache = get_cache()
-    if uses_local_layer(cache):
-        try:
-            stamp = tuple(local.version(cache, key) for key in version_keys)
-        except NeedsIO:
-            raise
-        except Exception as exc:
-            cache_failed(exc)
-            require_io()
-            return compute()
-        value = local.get(entry_key, stamp, _MISSING)
-        if value is _MISSING:
-            require_io()
-            if not is_process_local(cache):
-                value = _shared_entry(cache, entry_key, stamp)
-            if value is _MISSING:
-                value = compute()
-                if not is_process_local(cache):
-                    _store_shared(cache, entry_key, stamp, value)
-            local.put(entry_key, stamp, value)
-        return value  # type: ignore[no-any-return]
-    require_cache_io(cache)
-    try:
-        found = cache.get_many([*version_keys, entry_key])
-        stamp = tuple(current_version(cache, key, found) for key in version_keys)
-    except Exception as exc:  # the cache is an optimisation: its outage is not the service's
-        cache_failed(exc)
-        require_io()
-        return compute()
-    entry = found.get(entry_key)
-    if entry is not None and entry[0] == stamp:
-        return entry[1]  # type: ignore[no-any-return]
-    require_io()
-    value = compute()
-    _store_shared(cache, entry_key, stamp, value)
-    return value
-
-
-def _shared_entry(cache: BaseCache, entry_key: str, stamp: tuple[str, ...]) -> Any:
-    try:
-        entry = cache.get(entry_key)
-    except Exception as exc:
-        cache_failed(exc)
-        return _MISSING
-    return entry[1] if entry is not None and entry[0] == stamp else _MISSING
-
-
-def _store_shared(cache: BaseCache, entry_key: str, stamp: tuple[str, ...], value: Any) -> None:
-    try:
-        cache.set(entry_key, (stamp, value), timeout=wsreject_settings.PERMISSION_CACHE_TIMEOUT)
-    except Exception as exc:
-        cache_failed(exc)
 
 
 def _bump_on_commit(key: str, using: str | None) -> None:

@@ -17,7 +17,7 @@ import ipaddress
 from django.http import HttpRequest
 
 from ..http import DENIAL_EXTENSION
-from ..scope import Scope
+from ..types import Scope
 from .target import BadTarget, parse_target
 
 #: The client's headers copied into the scope (lower-case), in this order.
