@@ -1,6 +1,8 @@
 from django.apps import AppConfig
 from django.core import checks
 
+__all__ = ["WSRejectConfig"]
+
 
 class WSRejectConfig(AppConfig):
     name = "wsreject"

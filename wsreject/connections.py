@@ -23,6 +23,8 @@ from .signals import connection_revoked
 from .transport import CLOSE_CODE_BASE, truncate_utf8
 from .types import Scope
 
+__all__ = ["Connection", "Registry", "close_revoked", "registry", "unwatch", "watch"]
+
 logger = logging.getLogger("wsreject")
 
 

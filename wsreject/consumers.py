@@ -45,6 +45,8 @@ from .trace import active, describe, record
 from .transport import deny, deny_sync
 from .types import Message, Send
 
+__all__ = ["AuthorizedConsumer"]
+
 logger = logging.getLogger("wsreject")
 
 

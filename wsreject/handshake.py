@@ -25,6 +25,8 @@ from .scope import HANDSHAKE_KEY, escape
 from .transport import deny
 from .types import Message, Receive, Scope, Send
 
+__all__ = ["UNSEEN_ROUTE_DETAIL", "Handshake", "ProbeHandshake", "ProbeStop", "RouteHook", "current_handshake", "probe_route"]
+
 RouteHook = Callable[[Scope, RouteHit], Awaitable[None]]
 
 #: The refusal for a handshake that reached a consumer the routing record cannot name.

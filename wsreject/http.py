@@ -21,6 +21,21 @@ import json
 import re
 from typing import Any
 
+__all__ = [
+    "DENIAL_EXTENSION",
+    "FORBIDDEN_IN_VALUE",
+    "FRAMING_HEADERS",
+    "HEADER_NAME",
+    "RESPONSE_BODY",
+    "RESPONSE_START",
+    "body_allowed",
+    "has_content_length",
+    "header_problem",
+    "reason_phrase",
+    "render_json",
+    "status_phrase",
+]
+
 #: The ASGI extension an application may use to answer a handshake with HTTP.
 DENIAL_EXTENSION = "websocket.http.response"
 RESPONSE_START = "websocket.http.response.start"

@@ -19,6 +19,8 @@ from __future__ import annotations
 import contextlib
 from typing import Any
 
+__all__ = ["connect_isolation", "reset_process_state"]
+
 
 def reset_process_state() -> None:
     """Forget every per-process copy wsreject keeps and retire what it cached in Django's caches.

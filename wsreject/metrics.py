@@ -38,6 +38,18 @@ from .types import Message, Receive, Scope, Send
 if TYPE_CHECKING:
     from django.http import HttpRequest, HttpResponse
 
+__all__ = [
+    "LATENCY_BUCKETS",
+    "OBSERVATION_KEY",
+    "UNMATCHED",
+    "MetricsMiddleware",
+    "Observation",
+    "endpoint_label",
+    "metrics_view",
+    "observe_handshake",
+    "prometheus_client",
+]
+
 prometheus_client: Any
 try:
     import prometheus_client

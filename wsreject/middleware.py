@@ -37,6 +37,20 @@ from .scope import HANDSHAKE_KEY, escape, header_values
 from .trace import active, record
 from .types import Receive, Scope, Send
 
+__all__ = [
+    "DECISION_TIMED_OUT",
+    "NO_ROUTE",
+    "DenialMiddleware",
+    "DenialMiddlewareStack",
+    "LoginRequiredMiddleware",
+    "OriginMiddleware",
+    "PermissionMiddleware",
+    "PermissionRequiredMiddleware",
+    "RouteNotFoundMiddleware",
+    "Wrapper",
+    "origin_note",
+]
+
 logger = logging.getLogger("wsreject")
 
 DECISION_TIMED_OUT = "Connection check timed out"

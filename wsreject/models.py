@@ -19,6 +19,16 @@ from .patterns import parse_endpoint
 if TYPE_CHECKING:
     from django.contrib.auth.models import Group, Permission
 
+__all__ = [
+    "MAX_RETRY_AFTER",
+    "AccessRule",
+    "AccessRuleGroup",
+    "AccessRulePermission",
+    "AccessToken",
+    "validate_deny_status",
+    "validate_endpoint",
+]
+
 #: Longest Retry-After an access rule may send (a day).
 MAX_RETRY_AFTER = 86400
 

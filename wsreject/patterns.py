@@ -31,6 +31,8 @@ from django.urls.resolvers import RoutePattern
 if TYPE_CHECKING:
     from .routes import RouteHit
 
+__all__ = ["EndpointPattern", "parse_endpoint"]
+
 _PARAMETER = re.compile(r"<(?:(?P<converter>[^>:]+):)?(?P<parameter>[^>]+)>")
 _ROUTE_NAME = re.compile(r"^[\w.:-]+$")
 

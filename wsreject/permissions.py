@@ -36,6 +36,26 @@ from .offload import require_io, run_off_loop_if_needed
 from .trace import active, describe, record
 from .types import Scope
 
+__all__ = [
+    "AllOf",
+    "AllowAny",
+    "AnyOf",
+    "BasePermission",
+    "HasPermissions",
+    "IsAuthenticated",
+    "IsStaff",
+    "IsSuperuser",
+    "Not",
+    "Peek",
+    "as_permission",
+    "authorize",
+    "dry_run",
+    "evaluate",
+    "is_dry_run",
+    "perm_tuple",
+    "register_peek",
+]
+
 Peek = Callable[[Any, Scope, Any], "DenyHandshake | None"]
 
 _dry_run: contextvars.ContextVar[bool] = contextvars.ContextVar("wsreject_dry_run", default=False)

@@ -32,6 +32,19 @@ from .types import Scope
 if TYPE_CHECKING:
     from .denial import DenialResponse
 
+__all__ = [
+    "UNCOMMITTED_TEST_DATA",
+    "DenialLogLimiter",
+    "ErrorLogLimiter",
+    "error_kind",
+    "error_limiter",
+    "limiter",
+    "log_unexpected",
+    "record_denial",
+    "uncommitted_test_data",
+    "warn_rate_limited",
+]
+
 logger = logging.getLogger("wsreject")
 
 

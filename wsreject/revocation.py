@@ -52,6 +52,34 @@ if TYPE_CHECKING:
 from .offload import run_off_loop_if_needed
 from .scope import escape
 
+__all__ = [
+    "CATCH_UP_DELAY",
+    "KEPT_STATUSES",
+    "USER_PREFIX",
+    "WORKERS",
+    "Batch",
+    "Rechecker",
+    "affected",
+    "arm_expiry",
+    "builtin_expiry",
+    "changed",
+    "credential_of",
+    "decide_again",
+    "handshake_key",
+    "install",
+    "is_gone",
+    "jwt_expiry",
+    "missed",
+    "opened_as",
+    "owner_key",
+    "recheck",
+    "recognised",
+    "registered",
+    "revoke",
+    "same_user",
+    "shared_decision",
+]
+
 logger = logging.getLogger("wsreject")
 
 USER_PREFIX = user_version_key("")

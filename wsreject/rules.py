@@ -45,6 +45,23 @@ from .types import Scope
 if TYPE_CHECKING:
     from .routes import RouteHit
 
+__all__ = [
+    "BROKEN_DETAIL",
+    "RULES_KEY",
+    "RULE_FIELDS",
+    "CompiledRule",
+    "Rule",
+    "RuleSet",
+    "acurrent_rules",
+    "broken_denial",
+    "check_user",
+    "compile_rules",
+    "current_rules",
+    "decide",
+    "forget_compiled",
+    "load_rules",
+]
+
 logger = logging.getLogger("wsreject")
 
 RULES_KEY = "wsreject:rules:2"  # the number changes with the fields of Rule

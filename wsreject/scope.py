@@ -15,6 +15,8 @@ from django.utils.functional import LazyObject, empty
 
 from .types import Scope
 
+__all__ = ["HANDSHAKE_KEY", "client_address", "escape", "header_values", "known_user_id", "loaded_user"]
+
 HANDSHAKE_KEY = "wsreject.handshake"
 
 

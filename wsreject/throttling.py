@@ -41,6 +41,8 @@ from .permissions import BasePermission
 from .scope import header_values
 from .types import Scope
 
+__all__ = ["Throttle", "client_ip", "endpoint_name", "parse_rate"]
+
 #: One fixed window on Redis, atomically: count the attempt, start the window's expiry with the
 #: first one (or when the key somehow has none), answer the count and the milliseconds left.
 _REDIS_WINDOW = """

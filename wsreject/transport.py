@@ -30,6 +30,17 @@ from .reporting import record_denial
 from .scope import escape
 from .types import Message, Receive, Scope, Send
 
+__all__ = [
+    "CLOSE_CODE_BASE",
+    "MAX_REASON_BYTES",
+    "denial_messages",
+    "deny",
+    "deny_sync",
+    "resolve_denial_mode",
+    "supports_denial_response",
+    "truncate_utf8",
+]
+
 logger = logging.getLogger("wsreject")
 
 CLOSE_CODE_BASE = 4000

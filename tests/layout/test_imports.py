@@ -194,3 +194,21 @@ def test_an_upward_import_would_be_found():
     assert upward_imports(edges, layers) == ["p.low.a (low) imports p.high (high)"]
     assert layer_of("p.low.b.c", layers) == 0, "the closest package decides"
     assert layer_of("q", layers) is None
+
+
+def test_every_public_module_declares_all():
+    """``__all__`` in every module whose name has no leading underscore (packages included)."""
+    missing = []
+    for name, path in modules().items():
+        if path.name.startswith("_") and path.name != "__init__.py":
+            continue
+        tree = ast.parse(path.read_text(), str(path))
+        declared = any(
+            isinstance(target, ast.Name) and target.id == "__all__"
+            for node in tree.body
+            if isinstance(node, (ast.Assign, ast.AnnAssign))
+            for target in (node.targets if isinstance(node, ast.Assign) else [node.target])
+        )
+        if not declared:
+            missing.append(name)
+    assert not missing, f"modules without __all__: {sorted(missing)}"

@@ -14,3 +14,5 @@ imports it (``tests/layout``). The caches live in :mod:`wsreject.cache`, the aut
 :mod:`wsreject.enforcement`. ``wsreject.access.tokens``, ``.tickets`` and ``.versions`` remain
 for one release as deprecated aliases.
 """
+
+__all__: list[str] = []

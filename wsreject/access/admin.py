@@ -41,6 +41,22 @@ from .explain_admin import explain_urls
 from .forms import AccessRuleForm
 from .holders import Holders, groups_passing, searched_ids
 
+__all__ = [
+    "MAX_SEARCH",
+    "USERS_PER_PAGE",
+    "USERS_PER_ROW",
+    "Access",
+    "AccessRuleAdmin",
+    "AccessTokenAdmin",
+    "StrOrPromise",
+    "coverage_warnings",
+    "other_backends",
+    "rule_coverage",
+    "search_term",
+    "stored_problem",
+    "who_can_connect",
+]
+
 USERS_PER_ROW = 10  # on "Who can connect"; the endpoint's own page lists them all, paginated
 USERS_PER_PAGE = 100
 MAX_SEARCH = 150

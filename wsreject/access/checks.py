@@ -25,6 +25,8 @@ from ..middleware import PermissionMiddleware
 from ..throttling import Throttle
 from .declared_perms import declared_permissions
 
+__all__ = ["THROTTLE_MIN_ENTRIES", "check_access_control", "throttles_declared"]
+
 #: Fewer entries than this in a local-memory throttle cache: a flood of keys can cull counters.
 THROTTLE_MIN_ENTRIES = 10_000
 

@@ -28,6 +28,15 @@ from django.db import DEFAULT_DB_ALIAS
 from ..endpoints import Endpoint, project_endpoints
 from ..permissions import HasPermissions
 
+__all__ = [
+    "NAME_MAX_LENGTH",
+    "consumer_permissions",
+    "create_declared_permissions",
+    "declared_permissions",
+    "default_name",
+    "perm_names",
+]
+
 logger = logging.getLogger("wsreject")
 
 NAME_MAX_LENGTH = 255

@@ -39,6 +39,30 @@ from ..metrics import DENIED, observe_handshake
 from ..scope import client_address, escape, known_user_id
 from ..signals import connection_denied
 
+__all__ = [
+    "CHART_MINUTES",
+    "FLUSH_INTERVAL",
+    "HOSTNAME",
+    "INDEX_ATTEMPTS",
+    "INDEX_KEY",
+    "INDEX_SETTLE",
+    "MAX_TEXT",
+    "MINUTE_TIMEOUT",
+    "NAMED_STATUSES",
+    "SERIES",
+    "SNAPSHOT_TIMEOUT",
+    "DenialEntry",
+    "DenialLog",
+    "add_to_minutes",
+    "connect_denial_log",
+    "denial_log",
+    "denials_per_minute",
+    "minute_key",
+    "process_name",
+    "recent_denials",
+    "status_series",
+]
+
 logger = logging.getLogger("wsreject")
 
 INDEX_KEY = "wsreject:denials:index"

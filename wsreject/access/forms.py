@@ -15,6 +15,8 @@ from ..endpoints import project_endpoints
 from ..models import AccessRule, AccessRuleGroup, AccessRulePermission
 from ..patterns import parse_endpoint
 
+__all__ = ["AccessRuleForm"]
+
 
 class AccessRuleForm(forms.ModelForm):  # type: ignore[type-arg]
     allowed_groups = forms.ModelMultipleChoiceField(

@@ -24,6 +24,16 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group, Permission
 from django.db.models import Exists, OuterRef, Q, QuerySet
 
+__all__ = [
+    "MAX_SEARCHED_IDS",
+    "Holders",
+    "granting_group_ids",
+    "groups_passing",
+    "permission_ids",
+    "searched_ids",
+    "users_passing",
+]
+
 
 def permission_ids(perm: str) -> list[int]:
     """The ids of ``app_label.codename`` (any content type of that app, as ModelBackend matches)."""

@@ -21,6 +21,8 @@ from django.views.decorators.http import require_POST
 
 from ..authentication.tickets import issue_ticket
 
+__all__ = ["ticket_request", "ws_ticket"]
+
 
 def ticket_request(request: HttpRequest, data: Any) -> dict[str, Any]:
     """Issue a ticket for ``request.user``; ``data`` may name the ``path`` it is for."""

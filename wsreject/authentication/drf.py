@@ -25,6 +25,8 @@ from ..scope import header_values
 from ..types import Scope
 from .base import AuthenticationFailed, BaseAuthenticator, authorization, bearer_challenge
 
+__all__ = ["DRFAuthenticator", "DRFTokenAuthenticator", "drf_request"]
+
 
 def drf_request(scope: Scope) -> Request:
     """A DRF ``Request`` for the handshake: a ``GET`` of its path with its headers and cookies."""

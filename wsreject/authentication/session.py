@@ -18,6 +18,8 @@ from ..types import Scope
 from .base import BaseAuthenticator, authorization
 from .credentials import session_key, session_store
 
+__all__ = ["CACHEABLE_ENGINES", "SessionAuthenticator"]
+
 #: Session engines whose deletions send ``post_delete`` (logout, ``clearsessions``), so a
 #: session's owner may be cached: wsreject forgets it when the session row goes.
 CACHEABLE_ENGINES = frozenset({"django.contrib.sessions.backends.db", "django.contrib.sessions.backends.cached_db"})

@@ -29,6 +29,8 @@ from ..cache.users import cached_user
 from ..types import Scope
 from .base import AuthenticationFailed, BaseAuthenticator, CredentialExpired, authorization
 
+__all__ = ["SimpleJWTAuthenticator", "header_types"]
+
 _JWT = re.compile(r"^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$")
 
 

@@ -34,6 +34,8 @@ from ..scope import header_values
 from ..types import Scope
 from .base import AuthenticationFailed, BaseAuthenticator
 
+__all__ = ["INVALID_TICKET", "PREFIX", "TicketAuthenticator", "consume_ticket", "issue_ticket", "ticket_in_query"]
+
 PREFIX = "wst_"
 INVALID_TICKET = "Invalid, expired or already used ticket"
 _MAX_QUERY = 4096

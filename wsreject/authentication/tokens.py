@@ -36,6 +36,20 @@ from ..models import AccessToken
 from ..types import Scope
 from .base import AuthenticationFailed, BaseAuthenticator, CredentialExpired, authorization
 
+__all__ = [
+    "MAC_LENGTH",
+    "PREFIX",
+    "SECRET_LENGTH",
+    "AccessTokenAuthenticator",
+    "authenticate",
+    "digest",
+    "is_legacy",
+    "issue_token",
+    "new_secret",
+    "token_owner",
+    "well_formed",
+]
+
 PREFIX = "wsr_"
 SECRET_LENGTH = 40
 MAC_LENGTH = 22

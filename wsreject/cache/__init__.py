@@ -10,3 +10,5 @@
 
 Nothing here imports authentication, the decision pipeline or the admin side.
 """
+
+__all__: list[str] = []

@@ -27,6 +27,8 @@ from django.core.cache.backends.redis import RedisCache
 
 from ..reporting import warn_rate_limited
 
+__all__ = ["POLL", "Bus", "Listener", "Reset", "add_listener", "bus_for", "channel_name", "has_bus", "publish", "stop_all"]
+
 logger = logging.getLogger("wsreject")
 
 Listener = Callable[[str], None]

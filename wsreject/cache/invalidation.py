@@ -26,6 +26,8 @@ from ..models import AccessRule, AccessRuleGroup, AccessRulePermission, AccessTo
 from .users import forget_owner, session_owner_key
 from .versions import bump_permissions, bump_rules, bump_user
 
+__all__ = ["connect_receivers"]
+
 _CHANGES = ("post_add", "post_remove", "post_clear")
 
 

@@ -22,6 +22,8 @@ from ..offload import require_io
 from .reader import read_versioned
 from .versions import PERMS_VERSION_KEY, user_version_key
 
+__all__ = ["OBJECT_ONLY_BACKENDS", "backends_cacheable", "group_ids", "has_perms", "permission_set"]
+
 #: Backends that never grant a permission without an object, so they cannot
 #: change ``has_perm(perm)``: the cache stays exact with them installed.
 OBJECT_ONLY_BACKENDS = frozenset({"guardian.backends.ObjectPermissionBackend"})

@@ -15,6 +15,8 @@ from . import bus
 from .reader import read_versioned
 from .versions import cache_failed, get_cache, local, user_version_key
 
+__all__ = ["Owner", "cached_owner", "cached_user", "forget_owner", "session_owner_key"]
+
 #: (user pk, expiry timestamp or None, anything else the credential's check needs)
 Owner = tuple[Any, float | None, Any]
 

@@ -55,6 +55,26 @@ from ..offload import require_io
 from ..reporting import warn_rate_limited
 from . import bus
 
+__all__ = [
+    "PERMS_VERSION_KEY",
+    "RULES_VERSION_KEY",
+    "SHAREABLE_BACKENDS",
+    "LocalLayer",
+    "bump_permissions",
+    "bump_rules",
+    "bump_user",
+    "cache_failed",
+    "current_version",
+    "get_cache",
+    "is_process_local",
+    "local",
+    "new_version",
+    "require_cache_io",
+    "user_version_key",
+    "uses_local_layer",
+    "version_timeout",
+]
+
 T = TypeVar("T")
 
 PERMS_VERSION_KEY = "wsreject:v:perms"

@@ -17,6 +17,8 @@ from typing import Any
 from ..routes import _pattern_text, router_of, websocket_application
 from .views import DENIAL_HEADER, VOUCH_HEADER
 
+__all__ = ["address", "caddy_config", "nginx_config", "websocket_prefixes"]
+
 _LITERAL = re.compile(r"[^<(\[\\.*+?^$|{]*")
 _ADDRESS = re.compile(r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):[0-9]{1,5}")
 

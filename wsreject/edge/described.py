@@ -20,6 +20,8 @@ from ..http import DENIAL_EXTENSION
 from ..types import Scope
 from .target import BadTarget, parse_target
 
+__all__ = ["CLIENT_HEADERS", "described_scope"]
+
 #: The client's headers copied into the scope (lower-case), in this order.
 CLIENT_HEADERS = ("authorization", "cookie", "origin", "sec-websocket-protocol", "user-agent")
 

@@ -21,6 +21,8 @@ from django.core import signing
 
 from ..denial import DenialResponse
 
+__all__ = ["DENIAL_SALT", "DENIAL_TTL", "VOUCH_SALT", "denial_from_token", "denial_token", "vouch", "vouched_user_id"]
+
 DENIAL_SALT = "wsreject.edge.denial"
 VOUCH_SALT = "wsreject.edge.vouch"
 #: Seconds between the forward-auth answer and nginx asking for the rendering.
