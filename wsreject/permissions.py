@@ -51,7 +51,6 @@ __all__ = [
     "authorize",
     "dry_run",
     "evaluate",
-    "is_dry_run",
     "perm_tuple",
     "register_peek",
 ]
@@ -71,10 +70,6 @@ def dry_run() -> Iterator[None]:
         yield
     finally:
         _dry_run.reset(token)
-
-
-def is_dry_run() -> bool:
-    return _dry_run.get()
 
 
 def register_peek(cls: type, peek: Peek) -> None:
