@@ -400,6 +400,6 @@ async def test_a_cached_session_past_its_expiry_is_asked_of_django_again(demo_to
     await expect_user(cookie, "alice")
     await sync_to_async(lambda: Session.objects.filter(session_key=key).update(expire_date=tz.now() - timedelta(seconds=1)))()
     owner_key = next(k for k in local.entries if k.startswith("wsreject:session:"))
-    pk, _, session_hash, version = local.entries[owner_key][1]
-    local.entries[owner_key] = ((), (pk, time.time() - 1, session_hash, version))  # its cached expiry, passed
+    stamp, (pk, _, session_hash) = local.entries[owner_key]  # (the user's version), owner
+    local.entries[owner_key] = (stamp, (pk, time.time() - 1, session_hash))  # its cached expiry, passed
     await expect_401(cookie, "Not authenticated")
