@@ -146,8 +146,8 @@ WSREJECT = {
     # Every key with its default: docs/settings.md. The first authenticator that
     # recognises its credential decides.
     "AUTHENTICATORS": [
-        "wsreject.access.tickets.TicketAuthenticator",  # ?ticket=wst_... (browsers)
-        "wsreject.access.tokens.AccessTokenAuthenticator",  # Authorization: Bearer wsr_...
+        "wsreject.authentication.tickets.TicketAuthenticator",  # ?ticket=wst_... (browsers)
+        "wsreject.authentication.tokens.AccessTokenAuthenticator",  # Authorization: Bearer wsr_...
         "wsreject.authentication.drf.DRFTokenAuthenticator",  # Authorization: Token <DRF key>
         "wsreject.authentication.simplejwt.SimpleJWTAuthenticator",  # Authorization: Bearer <JWT>
         "wsreject.authentication.SessionAuthenticator",  # the session cookie

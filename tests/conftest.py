@@ -13,7 +13,7 @@ from django.core.cache import caches
 from django.core.management import call_command
 from django.db.backends.utils import CursorWrapper
 
-from wsreject.access.versions import local
+from wsreject.cache.versions import local
 from wsreject.reporting import error_limiter, limiter
 
 

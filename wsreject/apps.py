@@ -1,6 +1,8 @@
 from django.apps import AppConfig
 from django.core import checks
 
+__all__ = ["WSRejectConfig"]
+
 
 class WSRejectConfig(AppConfig):
     name = "wsreject"
@@ -15,7 +17,7 @@ class WSRejectConfig(AppConfig):
         from .access import checks as access_checks
         from .access.declared_perms import create_declared_permissions
         from .access.denial_log import connect_denial_log
-        from .access.invalidation import connect_receivers
+        from .cache.invalidation import connect_receivers
         from .daphne.checks import check_daphne_order
         from .isolation import connect_isolation
         from .layer_checks import check_channel_layers

@@ -24,13 +24,25 @@ from typing import Any
 
 from django.conf import settings
 from django.core.checks import CheckMessage, Error, Warning
+from django.core.exceptions import ImproperlyConfigured
 from django.utils.module_loading import import_string
 
-from .access.endpoints import inner_of, opaque_routers
 from .authentication import BaseAuthenticator, CredentialsMiddleware
-from .conf import DEFAULTS, DENIAL_MODES, FALLBACKS, REMOVED, load
+from .conf import DEFAULTS, DENIAL_MODES, FALLBACKS, REMOVED, load, resolve
+from .endpoints import inner_of, opaque_routers
 from .middleware import DenialMiddleware, OriginMiddleware, PermissionMiddleware, RouteNotFoundMiddleware
 from .origins import origins_unchecked, parse_allowed
+
+__all__ = [
+    "INSTALL_HINTS",
+    "check_asgi_stack",
+    "check_authenticator_requirements",
+    "check_deploy_origins",
+    "check_settings",
+    "children",
+    "merged_settings",
+    "walk",
+]
 
 INSTALL_HINTS = {
     "rest_framework_simplejwt": 'pip install "wsreject[simplejwt]"',
@@ -83,11 +95,9 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
             )
         )
     try:
-        handler = import_string(merged["EXCEPTION_HANDLER"])
-        if not callable(handler):
-            raise TypeError(f"{handler!r} is not callable")
-    except (ImportError, AttributeError, TypeError, ValueError) as exc:
-        errors.append(Error(f"WSREJECT['EXCEPTION_HANDLER'] cannot be used: {exc}", id="wsreject.E008"))
+        resolve("EXCEPTION_HANDLER", merged["EXCEPTION_HANDLER"])
+    except ImproperlyConfigured as exc:
+        errors.append(Error(str(exc), id="wsreject.E008"))
     rate = merged["LOG_RATE"]
     if rate is not None and (isinstance(rate, bool) or not isinstance(rate, int) or rate < 0):
         errors.append(

@@ -9,8 +9,8 @@ Every key, with its default (``docs/settings.md`` explains each one)::
                                         # None: the hosts of ALLOWED_HOSTS (any scheme and port)
         "ALLOW_MISSING_ORIGIN": True,   # non-browser clients send no Origin
         "AUTHENTICATORS": [             # the first that recognises its credential decides
-            "wsreject.access.tickets.TicketAuthenticator",
-            "wsreject.access.tokens.AccessTokenAuthenticator",
+            "wsreject.authentication.tickets.TicketAuthenticator",
+            "wsreject.authentication.tokens.AccessTokenAuthenticator",
             "wsreject.authentication.SessionAuthenticator",
         ],
         "EXCEPTION_HANDLER": "wsreject.denial.default_exception_handler",
@@ -38,12 +38,26 @@ from collections.abc import Callable
 from typing import Any
 
 from django.conf import settings as django_settings
+from django.core.exceptions import ImproperlyConfigured
 from django.core.signals import setting_changed
 from django.utils.module_loading import import_string
 
+__all__ = [
+    "DEFAULTS",
+    "DEFAULT_AUTHENTICATORS",
+    "DENIAL_MODES",
+    "FALLBACKS",
+    "IMPORT_STRINGS",
+    "REMOVED",
+    "Settings",
+    "load",
+    "resolve",
+    "wsreject_settings",
+]
+
 DEFAULT_AUTHENTICATORS = (
-    "wsreject.access.tickets.TicketAuthenticator",
-    "wsreject.access.tokens.AccessTokenAuthenticator",
+    "wsreject.authentication.tickets.TicketAuthenticator",
+    "wsreject.authentication.tokens.AccessTokenAuthenticator",
     "wsreject.authentication.SessionAuthenticator",
 )
 
@@ -71,6 +85,10 @@ DEFAULTS: dict[str, Any] = {
 #: Keys of earlier versions, with what replaced them (check wsreject.E007).
 REMOVED = {"TOKEN_AUTHENTICATOR": "AUTHENTICATORS (a list; see the README's Authentication section)"}
 
+#: Settings whose value names objects: reading them gives the objects (imported and built once,
+#: until ``WSREJECT`` changes), as DRF's ``api_settings`` does. See :func:`resolve`.
+IMPORT_STRINGS = ("AUTHENTICATORS", "EXCEPTION_HANDLER")
+
 DENIAL_MODES = ("http", "close_code")
 FALLBACKS = ("close", "close_code")
 
@@ -90,9 +108,30 @@ def load(entry: Any) -> Any:
     return entry
 
 
+def resolve(name: str, value: Any) -> Any:
+    """The objects setting ``name`` (one of :data:`IMPORT_STRINGS`) names: the authenticators as a
+    tuple of instances, the exception handler as a callable. Anything that cannot be used raises
+    :class:`~django.core.exceptions.ImproperlyConfigured` naming the setting (the system checks
+    report the same, entry by entry, at startup)."""
+    try:
+        if name == "AUTHENTICATORS":
+            if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)):
+                raise TypeError("it must be a list")
+            return tuple(load(entry) for entry in value)
+        if name == "EXCEPTION_HANDLER":
+            handler = import_string(value) if isinstance(value, str) else value
+            if not callable(handler):
+                raise TypeError(f"{handler!r} is not callable")
+            return handler
+    except Exception as exc:
+        raise ImproperlyConfigured(f"WSREJECT[{name!r}] = {value!r} cannot be used: {exc}") from exc
+    raise KeyError(f"{name} is not an import-string setting")
+
+
 class Settings:
     """Attribute access to ``settings.WSREJECT`` merged over :data:`DEFAULTS`.
 
+    Settings listed in :data:`IMPORT_STRINGS` read as the objects they name (:func:`resolve`).
     The merged values, and the objects built from them (the authenticators, the
     exception handler), are kept until Django says ``WSREJECT`` changed
     (``setting_changed``, which ``override_settings`` and pytest-django's
@@ -112,10 +151,17 @@ class Settings:
         merged = self._merged
         if merged is None:
             merged = self._merged = {**DEFAULTS, **self.user_settings()}
+        if name in IMPORT_STRINGS:
+            value = merged.get(name, DEFAULTS[name])
+            return self._build(name, lambda: resolve(name, value))
         try:
             return merged[name] if name in DEFAULTS else self._unknown(name)
         except KeyError:
             return DEFAULTS[name]
+
+    def raw(self, name: str) -> Any:
+        """What the project wrote for ``name`` (or the default), before :func:`resolve`."""
+        return self.user_settings().get(name, DEFAULTS[name])
 
     @staticmethod
     def _unknown(name: str) -> Any:
@@ -133,11 +179,11 @@ class Settings:
 
     def authenticators(self) -> tuple[Any, ...]:
         """The configured authenticators, in order, as instances."""
-        return self._build("authenticators", lambda: tuple(load(entry) for entry in self.AUTHENTICATORS))  # type: ignore[no-any-return]
+        return self.AUTHENTICATORS  # type: ignore[no-any-return]
 
     def exception_handler(self) -> Callable[..., Any]:
         """The configured exception handler callable."""
-        return self._build("exception_handler", lambda: import_string(self.EXCEPTION_HANDLER))  # type: ignore[no-any-return]
+        return self.EXCEPTION_HANDLER  # type: ignore[no-any-return]
 
     def reset(self) -> None:
         with self._lock:

@@ -18,9 +18,12 @@ from typing import Any
 
 from .denial import DenyHandshake
 from .handshake import Handshake
-from .scope import Scope, escape
+from .scope import escape
 from .signals import connection_revoked
 from .transport import CLOSE_CODE_BASE, truncate_utf8
+from .types import Scope
+
+__all__ = ["Connection", "Registry", "close_revoked", "registry", "unwatch", "watch"]
 
 logger = logging.getLogger("wsreject")
 

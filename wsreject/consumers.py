@@ -42,7 +42,9 @@ from .offload import attempt_on_loop, decision, require_io
 from .permissions import AllOf, AllowAny, BasePermission, HasPermissions, IsAuthenticated, as_permission, evaluate, perm_tuple
 from .scope import escape
 from .trace import active, describe, record
-from .transport import Message, Send
+from .types import Message, Send
+
+__all__ = ["AuthorizedConsumer"]
 
 logger = logging.getLogger("wsreject")
 

@@ -49,8 +49,9 @@ from .middleware import NO_ROUTE, PermissionMiddleware
 from .offload import run_off_loop_if_needed
 from .permissions import authorize, dry_run, register_peek
 from .routes import MAX_DEPTH, RouteHit, Routing, inner_of, websocket_application
-from .scope import HANDSHAKE_KEY, Scope
+from .scope import HANDSHAKE_KEY
 from .throttling import Throttle
+from .types import Scope
 
 __all__ = ["Decision", "decide", "peek_throttle"]
 

@@ -38,13 +38,33 @@ from django.db import InterfaceError, OperationalError
 from django.http import Http404
 
 from .conf import wsreject_settings
-from .http import HeaderPairs, body_allowed, has_content_length, header_problem, render_json, status_phrase
+from .http import body_allowed, has_content_length, header_problem, render_json, status_phrase
 from .reporting import UNCOMMITTED_TEST_DATA, log_unexpected, uncommitted_test_data, warn_rate_limited
+from .types import HeaderPairs, Scope
+
+__all__ = [
+    "INTERNAL_ERROR",
+    "SERVICE_UNAVAILABLE",
+    "UNAVAILABLE_EXCEPTIONS",
+    "UNAVAILABLE_RETRY_AFTER",
+    "DenialResponse",
+    "DenyHandshake",
+    "DenyWithResponse",
+    "ExceptionHandler",
+    "HeaderInput",
+    "closed_transport",
+    "default_exception_handler",
+    "denial_for_exception",
+    "is_unavailable",
+    "normalize_headers",
+    "prebuilt_denial",
+    "unavailable",
+    "validate_status",
+]
 
 logger = logging.getLogger("wsreject")
 
 HeaderInput = Mapping[Any, Any] | Iterable[tuple[Any, Any]] | None
-Scope = dict[str, Any]
 ExceptionHandler = Callable[[BaseException, Scope], "DenialResponse | None"]
 
 INTERNAL_ERROR = "Internal Server Error"

@@ -26,8 +26,11 @@ from typing import Any
 from .denial import DenialResponse, DenyHandshake, ExceptionHandler, denial_for_exception, is_unavailable
 from .reporting import log_unexpected, warn_rate_limited
 from .routes import Hop, RouteHit, leaf_denial_mode
-from .scope import HANDSHAKE_KEY, Scope, escape
-from .transport import Message, Receive, Send, deny
+from .scope import HANDSHAKE_KEY, escape
+from .transport import deny
+from .types import Message, Receive, Scope, Send
+
+__all__ = ["UNSEEN_ROUTE_DETAIL", "Handshake", "ProbeHandshake", "ProbeStop", "RouteHook", "current_handshake", "probe_route"]
 
 RouteHook = Callable[[Scope, RouteHit], Awaitable[None]]
 

@@ -21,12 +21,26 @@ import json
 import re
 from typing import Any
 
+__all__ = [
+    "DENIAL_EXTENSION",
+    "FORBIDDEN_IN_VALUE",
+    "FRAMING_HEADERS",
+    "HEADER_NAME",
+    "RESPONSE_BODY",
+    "RESPONSE_START",
+    "body_allowed",
+    "has_content_length",
+    "header_problem",
+    "reason_phrase",
+    "render_json",
+    "status_phrase",
+]
+
 #: The ASGI extension an application may use to answer a handshake with HTTP.
 DENIAL_EXTENSION = "websocket.http.response"
 RESPONSE_START = "websocket.http.response.start"
 RESPONSE_BODY = "websocket.http.response.body"
 
-HeaderPairs = tuple[tuple[bytes, bytes], ...]
 
 #: RFC 9110 token characters, for field names.
 HEADER_NAME = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")

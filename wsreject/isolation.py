@@ -1,6 +1,6 @@
 """Forget wsreject's per-process state, so that one test's data cannot decide the next one's handshakes.
 
-wsreject keeps copies in each process (the versions and entries of :mod:`wsreject.access.versions`,
+wsreject keeps copies in each process (the versions and entries of :mod:`wsreject.cache.versions`,
 the compiled access rules, the log's rate window, the recent denials). They follow the database
 through model signals, but a test database is emptied without any: a ``TRUNCATE`` (the flush after
 a transactional test) or a rollback. So the state is reset
@@ -19,6 +19,8 @@ from __future__ import annotations
 import contextlib
 from typing import Any
 
+__all__ = ["connect_isolation", "reset_process_state"]
+
 
 def reset_process_state() -> None:
     """Forget every per-process copy wsreject keeps and retire what it cached in Django's caches.
@@ -28,9 +30,10 @@ def reset_process_state() -> None:
     throttle counters go when ``THROTTLE_CACHE`` is a process-local cache of their own (neither
     ``CACHE`` nor ``"default"``).
     """
-    from .access import bus, rules
+    from . import rules
     from .access.denial_log import denial_log
-    from .access.versions import (
+    from .cache import bus
+    from .cache.versions import (
         PERMS_VERSION_KEY,
         RULES_VERSION_KEY,
         get_cache,

@@ -19,6 +19,8 @@ from django.conf import settings
 from django.core.checks import CheckMessage, Error
 from django.utils.module_loading import import_string
 
+__all__ = ["FIX_HINT", "blocking_layers", "check_channel_layers", "default_socket_timeout", "host_socket_timeout"]
+
 FIX_HINT = (
     'Give each host a socket timeout above it, e.g. "hosts": [{"address": REDIS_URL, "socket_timeout": 10}] '
     '(or "?socket_timeout=10" in the URL).'

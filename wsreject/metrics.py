@@ -30,14 +30,25 @@ from typing import TYPE_CHECKING, Any
 
 from django.core.signals import setting_changed
 
-from .access.endpoints import Router
+from .endpoints import Router
 from .handshake import current_handshake
 from .routes import websocket_application
-from .scope import Scope
-from .transport import Message, Receive, Send
+from .types import Message, Receive, Scope, Send
 
 if TYPE_CHECKING:
     from django.http import HttpRequest, HttpResponse
+
+__all__ = [
+    "LATENCY_BUCKETS",
+    "OBSERVATION_KEY",
+    "UNMATCHED",
+    "MetricsMiddleware",
+    "Observation",
+    "endpoint_label",
+    "metrics_view",
+    "observe_handshake",
+    "prometheus_client",
+]
 
 prometheus_client: Any
 try:
@@ -109,7 +120,7 @@ setting_changed.connect(_asgi_application_changed, dispatch_uid="wsreject.metric
 
 
 def _project_router() -> Any:
-    """A :class:`~wsreject.access.endpoints.Router` over ``settings.ASGI_APPLICATION`` (built once)."""
+    """A :class:`~wsreject.endpoints.Router` over ``settings.ASGI_APPLICATION`` (built once)."""
     global _router
     if _router is None:
         from django.conf import settings

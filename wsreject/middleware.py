@@ -24,18 +24,32 @@ from typing import Any
 
 from django.urls.exceptions import Resolver404
 
-from .access.enforcement import AccessRuleMiddleware
 from .authentication import CredentialsMiddleware
 from .conf import wsreject_settings
 from .connections import unwatch, watch
 from .denial import DenyHandshake, ExceptionHandler
+from .enforcement import AccessRuleMiddleware
 from .handshake import Handshake, current_handshake
 from .origins import is_allowed, parse_origin
 from .permissions import BasePermission, HasPermissions, IsAuthenticated, as_permission, authorize
 from .routes import routes_paths
-from .scope import HANDSHAKE_KEY, Scope, escape, header_values
+from .scope import HANDSHAKE_KEY, escape, header_values
 from .trace import active, record
-from .transport import Receive, Send
+from .types import Receive, Scope, Send
+
+__all__ = [
+    "DECISION_TIMED_OUT",
+    "NO_ROUTE",
+    "DenialMiddleware",
+    "DenialMiddlewareStack",
+    "LoginRequiredMiddleware",
+    "OriginMiddleware",
+    "PermissionMiddleware",
+    "PermissionRequiredMiddleware",
+    "RouteNotFoundMiddleware",
+    "Wrapper",
+    "origin_note",
+]
 
 logger = logging.getLogger("wsreject")
 

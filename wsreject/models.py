@@ -14,10 +14,20 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
-from .access.patterns import parse_endpoint
+from .patterns import parse_endpoint
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import Group, Permission
+
+__all__ = [
+    "MAX_RETRY_AFTER",
+    "AccessRule",
+    "AccessRuleGroup",
+    "AccessRulePermission",
+    "AccessToken",
+    "validate_deny_status",
+    "validate_endpoint",
+]
 
 #: Longest Retry-After an access rule may send (a day).
 MAX_RETRY_AFTER = 86400
@@ -42,7 +52,7 @@ class AccessToken(models.Model):
 
 
 def validate_endpoint(value: str) -> None:
-    """A path pattern or route name that :func:`wsreject.access.patterns.parse_endpoint` accepts."""
+    """A path pattern or route name that :func:`wsreject.patterns.parse_endpoint` accepts."""
     try:
         parse_endpoint(value)
     except ValueError as exc:
@@ -79,7 +89,7 @@ class AccessRule(models.Model):
     A rule only ever takes access away: the consumer's own checks still apply.
     A rule restricted to groups or permissions keeps naming them after they are
     deleted, and then admits nobody until an admin edits it (fail closed). See
-    :mod:`wsreject.access.rules` for matching and precedence.
+    :mod:`wsreject.rules` for matching and precedence.
     """
 
     endpoint = models.CharField(

@@ -33,6 +33,8 @@ from django.core.exceptions import SynchronousOnlyOperation
 
 from .trace import mark, rewind
 
+__all__ = ["NeedsIO", "attempt_without_io", "decision", "io_allowed", "once", "require_io", "run_off_loop_if_needed"]
+
 T = TypeVar("T")
 
 _io_allowed: contextvars.ContextVar[bool] = contextvars.ContextVar("wsreject_io_allowed", default=True)

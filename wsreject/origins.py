@@ -8,6 +8,8 @@ from urllib.parse import urlsplit
 from django.conf import settings
 from django.http.request import validate_host
 
+__all__ = ["DEFAULT_PORTS", "Origin", "is_allowed", "origin_matches", "origins_unchecked", "parse_allowed", "parse_origin"]
+
 DEFAULT_PORTS = {"http": 80, "https": 443, "ws": 80, "wss": 443}
 
 

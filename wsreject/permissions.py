@@ -29,12 +29,31 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from .access.permsets import has_perms
 from .authentication import is_authenticated, refused_without_credentials, unauthenticated
+from .cache.permsets import has_perms
 from .denial import DenyHandshake, prebuilt_denial
 from .offload import require_io, run_off_loop_if_needed
-from .scope import Scope
 from .trace import active, describe, record
+from .types import Scope
+
+__all__ = [
+    "AllOf",
+    "AllowAny",
+    "AnyOf",
+    "BasePermission",
+    "HasPermissions",
+    "IsAuthenticated",
+    "IsStaff",
+    "IsSuperuser",
+    "Not",
+    "Peek",
+    "as_permission",
+    "authorize",
+    "dry_run",
+    "evaluate",
+    "perm_tuple",
+    "register_peek",
+]
 
 Peek = Callable[[Any, Scope, Any], "DenyHandshake | None"]
 
@@ -51,10 +70,6 @@ def dry_run() -> Iterator[None]:
         yield
     finally:
         _dry_run.reset(token)
-
-
-def is_dry_run() -> bool:
-    return _dry_run.get()
 
 
 def register_peek(cls: type, peek: Peek) -> None:

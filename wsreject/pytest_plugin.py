@@ -10,6 +10,8 @@ from collections.abc import Iterator
 
 import pytest
 
+__all__: list[str] = []
+
 
 @pytest.fixture(autouse=True)
 def _wsreject_isolation() -> Iterator[None]:

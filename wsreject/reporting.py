@@ -25,11 +25,25 @@ from collections import Counter
 from typing import TYPE_CHECKING, Any
 
 from .conf import wsreject_settings
-from .scope import Scope, client_address, escape, known_user_id
+from .scope import client_address, escape, known_user_id
 from .signals import connection_denied
+from .types import Scope
 
 if TYPE_CHECKING:
     from .denial import DenialResponse
+
+__all__ = [
+    "UNCOMMITTED_TEST_DATA",
+    "DenialLogLimiter",
+    "ErrorLogLimiter",
+    "error_kind",
+    "error_limiter",
+    "limiter",
+    "log_unexpected",
+    "record_denial",
+    "uncommitted_test_data",
+    "warn_rate_limited",
+]
 
 logger = logging.getLogger("wsreject")
 

@@ -2,9 +2,9 @@
 
 A handshake is decided once; access can change while the connection stays open.
 Every change wsreject already tracks to retire its caches (see
-:mod:`wsreject.access.invalidation`) names what changed — a user (groups,
+:mod:`wsreject.cache.invalidation`) names what changed — a user (groups,
 permissions, active flag, tokens), every permission set, the access rules, a
-session ended — and is pushed to every process (:mod:`wsreject.access.bus`).
+session ended — and is pushed to every process (:mod:`wsreject.cache.bus`).
 Each process then re-runs :func:`wsreject.decision.decide` (no side effects), on
 the scope the server gave, for exactly the open connections it affects (the
 :mod:`wsreject.connections` registry): a connection still admitted is left
@@ -40,9 +40,9 @@ import time
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
-from .access import bus
-from .access.versions import PERMS_VERSION_KEY, RULES_VERSION_KEY, get_cache, is_process_local, local, user_version_key
 from .authentication.base import NOT_AUTHENTICATED
+from .cache import bus
+from .cache.versions import PERMS_VERSION_KEY, RULES_VERSION_KEY, get_cache, is_process_local, local, user_version_key
 from .conf import wsreject_settings
 from .connections import Connection, close_revoked, registry
 from .denial import DenyHandshake
@@ -51,6 +51,34 @@ if TYPE_CHECKING:
     from .decision import Decision
 from .offload import run_off_loop_if_needed
 from .scope import escape
+
+__all__ = [
+    "CATCH_UP_DELAY",
+    "KEPT_STATUSES",
+    "USER_PREFIX",
+    "WORKERS",
+    "Batch",
+    "Rechecker",
+    "affected",
+    "arm_expiry",
+    "builtin_expiry",
+    "changed",
+    "credential_of",
+    "decide_again",
+    "handshake_key",
+    "install",
+    "is_gone",
+    "jwt_expiry",
+    "missed",
+    "opened_as",
+    "owner_key",
+    "recheck",
+    "recognised",
+    "registered",
+    "revoke",
+    "same_user",
+    "shared_decision",
+]
 
 logger = logging.getLogger("wsreject")
 
@@ -235,7 +263,7 @@ async def opened_as(connection: Connection) -> Any:
         return None
     from django.contrib.auth.models import AnonymousUser
 
-    from .access.users import cached_user
+    from .cache.users import cached_user
 
     user = await run_off_loop_if_needed(cached_user, connection.user_pk)
     return AnonymousUser() if user is None else user
@@ -336,8 +364,9 @@ def recognised(scope: dict[str, Any]) -> tuple[Any, Any, dict[str, Any]] | None:
 def owner_key(scope: dict[str, Any]) -> str | None:
     """The cache key of the owner of the session or wsreject token ``scope`` presents (what a
     logout or a deleted token publishes), computed without I/O."""
-    from .access.tokens import AccessTokenAuthenticator, digest
-    from .authentication.session import SessionAuthenticator, session_owner_key
+    from .authentication.session import SessionAuthenticator
+    from .authentication.tokens import AccessTokenAuthenticator, digest
+    from .cache.users import session_owner_key
 
     found = recognised(scope)
     if found is None:
@@ -351,9 +380,9 @@ def owner_key(scope: dict[str, Any]) -> str | None:
 
 
 def builtin_expiry(authenticator: Any, scope: dict[str, Any], credential: Any) -> tuple[str | None, float | None] | None:
-    from .access.tokens import AccessTokenAuthenticator, digest, token_owner
-    from .access.users import cached_owner
-    from .authentication.session import SessionAuthenticator, session_owner_key
+    from .authentication.session import SessionAuthenticator
+    from .authentication.tokens import AccessTokenAuthenticator, digest, token_owner
+    from .cache.users import cached_owner, session_owner_key
 
     if isinstance(authenticator, SessionAuthenticator):
         key = session_owner_key(credential)

@@ -27,7 +27,8 @@ from typing import Any
 
 from django.urls.exceptions import Resolver404
 
-from .scope import HANDSHAKE_KEY, Scope
+from .scope import HANDSHAKE_KEY
+from .types import Scope
 
 __all__ = [
     "Hop",

@@ -15,7 +15,9 @@ from typing import Any
 
 from django.utils.functional import LazyObject, empty
 
-Scope = dict[str, Any]
+from .types import Scope
+
+__all__ = ["HANDSHAKE_KEY", "client_address", "escape", "header_values", "known_user_id", "loaded_user"]
 
 HANDSHAKE_KEY = "wsreject.handshake"
 VOUCHED_KEY = "wsreject.vouched"

@@ -2,6 +2,8 @@
 
 from django.dispatch import Signal
 
+__all__ = ["connection_denied", "connection_revoked"]
+
 #: Sent once for every denied handshake, after the denial has been sent, with
 #: keyword arguments ``scope``, ``response`` (a :class:`~wsreject.denial.DenialResponse`)
 #: and ``denial_mode`` (how it left: ``"http"``, ``"close"`` or ``"close_code"``).

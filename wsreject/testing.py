@@ -27,6 +27,8 @@ from channels.testing import WebsocketCommunicator
 
 from .http import DENIAL_EXTENSION
 
+__all__ = ["Accepted", "Denied", "HandshakeCommunicator"]
+
 
 @dataclass
 class Accepted:

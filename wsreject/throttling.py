@@ -32,15 +32,18 @@ from typing import Any, cast
 from django.core.cache import BaseCache
 from django.core.cache.backends.redis import RedisCache
 
-from .access.bus import has_bus
-from .access.versions import get_cache, require_cache_io
 from .authentication import is_authenticated
+from .cache.bus import has_bus
+from .cache.versions import get_cache, require_cache_io
 from .conf import wsreject_settings
 from .denial import DenyHandshake, is_unavailable
 from .offload import NeedsIO, once
 from .permissions import BasePermission
-from .redis_async import async_script
-from .scope import VOUCHED_KEY, Scope, header_values
+from .cache.redis_async import async_script
+from .scope import VOUCHED_KEY, header_values
+from .types import Scope
+
+__all__ = ["Throttle", "client_ip", "endpoint_name", "parse_rate"]
 
 #: One fixed window on Redis, atomically: count the attempt, start the window's expiry with the
 #: first one (or when the key somehow has none), answer the count and the milliseconds left.

@@ -23,20 +23,25 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
-from typing import Any
 
 from .conf import DENIAL_MODES, FALLBACKS, wsreject_settings
 from .denial import DenialResponse
 from .http import DENIAL_EXTENSION, render_json
 from .reporting import record_denial
-from .scope import Scope, escape
+from .scope import escape
+from .types import Message, Receive, Scope, Send
+
+__all__ = [
+    "CLOSE_CODE_BASE",
+    "MAX_REASON_BYTES",
+    "denial_messages",
+    "deny",
+    "resolve_denial_mode",
+    "supports_denial_response",
+    "truncate_utf8",
+]
 
 logger = logging.getLogger("wsreject")
-
-Message = dict[str, Any]
-Send = Callable[[Message], Awaitable[None]]
-Receive = Callable[[], Awaitable[Message]]
 
 CLOSE_CODE_BASE = 4000
 MAX_REASON_BYTES = 123  # RFC 6455 §5.5: a control frame payload is 125 bytes, 2 are the code.

@@ -16,16 +16,16 @@ from django.contrib.contenttypes.models import ContentType
 from django.core.cache import caches
 from django.urls import path
 
-from wsreject.access import permsets, versions
 from wsreject.access.checks import check_access_control
 from wsreject.access.declared_perms import create_declared_permissions, declared_permissions
 from wsreject.access.denial_log import INDEX_KEY, DenialLog, recent_denials
-from wsreject.access.endpoints import Endpoint
-from wsreject.access.patterns import parse_endpoint
-from wsreject.access.rules import Rule, compile_rules, current_rules, load_rules
+from wsreject.cache import permsets, versions
 from wsreject.denial import DenialResponse
+from wsreject.endpoints import Endpoint
 from wsreject.middleware import DenialMiddleware, DenialMiddlewareStack
 from wsreject.models import AccessRule
+from wsreject.patterns import parse_endpoint
+from wsreject.rules import Rule, compile_rules, current_rules, load_rules
 from wsreject.testing import HandshakeCommunicator
 
 from .conftest import connect

@@ -11,7 +11,7 @@ import pytest
 from tests.support.processes import free_port
 from wsreject.access.denial_chart import denials_chart, nice_maximum
 from wsreject.access.denial_log import SERIES, denial_log, denials_per_minute, minute_key, status_series
-from wsreject.access.versions import get_cache
+from wsreject.cache.versions import get_cache
 from wsreject.denial import DenyHandshake
 
 SCOPE = {"type": "websocket", "path": "/ws/private/", "client": ("127.0.0.1", 5000)}

@@ -23,7 +23,7 @@ import pytest
 from django.contrib.auth.models import Group
 from django.core.cache import caches
 
-from wsreject.access.versions import local
+from wsreject.cache.versions import local
 from wsreject.models import AccessRule
 
 from .conftest import connect

@@ -12,7 +12,7 @@ import html
 import pytest
 
 from wsreject.access.admin import coverage_warnings
-from wsreject.access.endpoints import project_endpoints
+from wsreject.endpoints import project_endpoints
 from wsreject.models import AccessRule
 
 from .test_access_admin import RULE_DEFAULTS

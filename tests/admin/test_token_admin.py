@@ -6,7 +6,7 @@ import pytest
 from django.contrib.auth import get_user_model
 
 from tests.admin.conftest import connect
-from wsreject.access.tokens import digest
+from wsreject.authentication.tokens import digest
 from wsreject.models import AccessToken
 
 pytestmark = pytest.mark.django_db(transaction=True)

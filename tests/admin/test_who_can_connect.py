@@ -12,7 +12,7 @@ from django.contrib.auth.models import Group, Permission
 
 from wsreject.access import holders
 from wsreject.access.admin import USERS_PER_PAGE, USERS_PER_ROW
-from wsreject.access.endpoints import project_endpoints
+from wsreject.endpoints import project_endpoints
 
 from .test_access_admin import add_rule
 

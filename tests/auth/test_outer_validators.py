@@ -17,8 +17,8 @@ from django.core.management import call_command
 
 from tests.support.servers import REPO_ROOT
 from wsreject.access.declared_perms import declared_permissions
-from wsreject.access.endpoints import Router, iter_endpoints, project_endpoints
 from wsreject.checks import check_asgi_stack
+from wsreject.endpoints import Router, iter_endpoints, project_endpoints
 from wsreject.models import AccessRule
 
 from . import outer_asgi

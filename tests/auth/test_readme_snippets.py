@@ -90,7 +90,7 @@ import pytest
 from django.contrib.auth import get_user_model
 
 from project.asgi import application
-from wsreject.access.tokens import issue_token
+from wsreject.authentication.tokens import issue_token
 from wsreject.testing import HandshakeCommunicator
 
 

@@ -83,7 +83,7 @@ def measure_one(database_url: str, users: int, renders: int) -> dict[str, Any]:
     from django.test import Client
     from django.test.utils import setup_test_environment
 
-    from wsreject.access.endpoints import project_endpoints
+    from wsreject.endpoints import project_endpoints
 
     setup_test_environment()  # the test client's ALLOWED_HOSTS and template rendering hooks
     call_command("migrate", verbosity=0)

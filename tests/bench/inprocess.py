@@ -107,8 +107,8 @@ def wait_for_bus() -> None:
     published so far (the versions the warm-up created, say) has been heard."""
     import time
 
-    from wsreject.access import bus
-    from wsreject.access.versions import get_cache, local, uses_local_layer
+    from wsreject.cache import bus
+    from wsreject.cache.versions import get_cache, local, uses_local_layer
 
     cache = get_cache()
     uses_local_layer(cache)  # starts the bus where the cache has one

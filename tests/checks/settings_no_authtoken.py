@@ -7,7 +7,7 @@ from project.settings import INSTALLED_APPS
 INSTALLED_APPS = [app for app in INSTALLED_APPS if app != "rest_framework.authtoken"]
 WSREJECT = {
     "AUTHENTICATORS": [
-        "wsreject.access.tickets.TicketAuthenticator",
+        "wsreject.authentication.tickets.TicketAuthenticator",
         "wsreject.authentication.drf.DRFTokenAuthenticator",
         "wsreject.authentication.SessionAuthenticator",
     ],

@@ -15,7 +15,7 @@ from django.core import mail
 
 from project.asgi import application
 from tests.helpers import bearer
-from wsreject.access.tokens import issue_token
+from wsreject.authentication.tokens import issue_token
 from wsreject.reporting import UNCOMMITTED_TEST_DATA
 from wsreject.testing import HandshakeCommunicator
 

@@ -16,7 +16,6 @@ from django.utils import timezone
 from django.utils.functional import LazyObject
 
 from tests.helpers import bearer
-from wsreject.access.tokens import authenticate, digest, issue_token, new_secret, well_formed
 from wsreject.authentication import (
     AuthenticationFailed,
     AuthState,
@@ -27,6 +26,7 @@ from wsreject.authentication import (
     authorization,
 )
 from wsreject.authentication.credentials import STATE_KEY, UNRECOGNISED_BEARER, candidates
+from wsreject.authentication.tokens import authenticate, digest, issue_token, new_secret, well_formed
 from wsreject.conf import wsreject_settings
 from wsreject.middleware import DenialMiddleware, LoginRequiredMiddleware
 from wsreject.scope import loaded_user
@@ -393,13 +393,13 @@ async def test_a_cached_session_past_its_expiry_is_asked_of_django_again(demo_to
     from django.contrib.sessions.models import Session
     from django.utils import timezone as tz
 
-    from wsreject.access.versions import local
+    from wsreject.cache.versions import local
 
     key = await sync_to_async(session_cookie_for)("alice")
     cookie = [(b"cookie", f"sessionid={key}".encode())]
     await expect_user(cookie, "alice")
     await sync_to_async(lambda: Session.objects.filter(session_key=key).update(expire_date=tz.now() - timedelta(seconds=1)))()
     owner_key = next(k for k in local.entries if k.startswith("wsreject:session:"))
-    pk, _, session_hash, version = local.entries[owner_key][1]
-    local.entries[owner_key] = ((), (pk, time.time() - 1, session_hash, version))  # its cached expiry, passed
+    stamp, (pk, _, session_hash) = local.entries[owner_key]  # (the user's version), owner
+    local.entries[owner_key] = (stamp, (pk, time.time() - 1, session_hash))  # its cached expiry, passed
     await expect_401(cookie, "Not authenticated")

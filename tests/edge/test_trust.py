@@ -133,7 +133,7 @@ async def test_decide_never_takes_a_vouch(demo_tokens) -> None:
 async def test_a_ticket_spent_at_the_edge_is_not_asked_for_again(demo_tokens) -> None:
     from django.test import AsyncRequestFactory
 
-    from wsreject.access.tickets import issue_ticket
+    from wsreject.authentication.tickets import issue_ticket
     from wsreject.edge.views import forward_auth
 
     alice = await get_user_model().objects.aget(username="alice")

@@ -8,7 +8,7 @@ demo, and checked:
    the demo's consumers and the access rules installed here), an accept only where the
    request carries exactly a valid credential on login-required endpoints, and the
    *canonical* request — the path as the router consumed it, same headers and query —
-   gets the same status; ``wsreject.access.endpoints.Router`` agrees with the model's routing;
+   gets the same status; ``wsreject.endpoints.Router`` agrees with the model's routing;
 2. no 5xx but the demo's deliberate ones;
 3. every JSON denial is valid;
 4. nothing of an exception on the wire.
@@ -25,8 +25,8 @@ import pytest
 from django.core.cache import caches
 
 from project.asgi import application
-from wsreject.access.endpoints import Router
-from wsreject.access.tickets import issue_ticket
+from wsreject.authentication.tickets import issue_ticket
+from wsreject.endpoints import Router
 from wsreject.testing import Accepted, HandshakeCommunicator
 
 from . import model

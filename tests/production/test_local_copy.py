@@ -16,8 +16,8 @@ from django.test import override_settings
 from tests.admin.conftest import connect
 from tests.bench.scenarios import forged_wsreject_token
 from tests.support.services import REDIS_URL, redis_unreachable, require
-from wsreject.access import bus
-from wsreject.access.versions import RULES_VERSION_KEY, get_cache, local, uses_local_layer
+from wsreject.cache import bus
+from wsreject.cache.versions import RULES_VERSION_KEY, get_cache, local, uses_local_layer
 from wsreject.models import AccessRule
 
 from .counting import commands

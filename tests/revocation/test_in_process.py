@@ -15,7 +15,7 @@ from channels.routing import URLRouter
 from django.contrib.auth import get_user_model
 from django.urls import path
 
-from wsreject.access.tokens import issue_token
+from wsreject.authentication.tokens import issue_token
 from wsreject.connections import registry
 from wsreject.consumers import AuthorizedConsumer
 from wsreject.middleware import DenialMiddlewareStack, LoginRequiredMiddleware
@@ -131,7 +131,7 @@ async def test_a_spent_throttle_never_closes_an_open_connection():
 
 @database_sync_to_async
 def ticket_for(name: str) -> tuple[object, str]:
-    from wsreject.access.tickets import issue_ticket
+    from wsreject.authentication.tickets import issue_ticket
 
     user = get_user_model().objects.create_user(name)
     return user, issue_ticket(user)[0]

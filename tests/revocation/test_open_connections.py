@@ -146,7 +146,7 @@ def test_deleting_a_token_closes_only_the_connections_opened_with_it(deployment)
     tokens = deployment["tokens"]
     second = django_shell(
         deployment["env"],
-        "from django.contrib.auth.models import User\nfrom wsreject.access.tokens import issue_token\n"
+        "from django.contrib.auth.models import User\nfrom wsreject.authentication.tokens import issue_token\n"
         "result(issue_token(User.objects.get(username='bob'), name='second')[1])\n",
     )
 
@@ -200,7 +200,7 @@ def test_deactivating_a_user_closes_their_connections_with_4401(deployment):
         django_shell(
             deployment["env"],
             "from django.contrib.auth.models import User\nUser.objects.filter(username='bob').update(is_active=True)\n"
-            "from wsreject.access.versions import bump_user\nbump_user(User.objects.get(username='bob').pk)\n",
+            "from wsreject.cache.versions import bump_user\nbump_user(User.objects.get(username='bob').pk)\n",
         )
 
 

@@ -33,9 +33,9 @@ from asgiref.sync import async_to_sync
 from django.urls.exceptions import Resolver404
 from hypothesis import HealthCheck, given, seed, settings
 
-from wsreject.access import enforcement
-from wsreject.access.rules import Rule, RuleSet, compile_rules
+from wsreject import enforcement
 from wsreject.decision import decide
+from wsreject.rules import Rule, RuleSet, compile_rules
 
 from .generate import Spec, build, canonical, mutate, specs, spell
 

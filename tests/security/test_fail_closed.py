@@ -32,8 +32,8 @@ from tests.helpers import bearer
 from tests.support.demo import DEMO_APP
 from tests.support.servers import running_server
 from wsreject import DenialResponse, DenyHandshake
-from wsreject.access.tokens import issue_token
-from wsreject.access.versions import bump_rules
+from wsreject.authentication.tokens import issue_token
+from wsreject.cache.versions import bump_rules
 from wsreject.models import AccessRule, AccessRuleGroup, AccessRulePermission
 from wsreject.testing import HandshakeCommunicator
 

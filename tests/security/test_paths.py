@@ -25,7 +25,7 @@ from project.asgi import application
 from project.routing import endpoints as demo_endpoints
 from tests.helpers import bearer
 from wsreject import DenyHandshake
-from wsreject.access.endpoints import Router
+from wsreject.endpoints import Router
 from wsreject.handshake import Handshake
 from wsreject.middleware import RouteNotFoundMiddleware
 from wsreject.models import AccessRule

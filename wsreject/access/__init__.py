@@ -1,21 +1,18 @@
-"""The access-management side of wsreject: what admins change at runtime, and the caches behind it.
+"""The admin-managed side of wsreject: what admins see and change at runtime.
 
-* :mod:`~wsreject.access.versions` — versioned keys in Django's cache, the
-  staleness bound, and the bumps that retire cached entries;
-* :mod:`~wsreject.access.users`, :mod:`~wsreject.access.permsets` — users and
-  their permission sets and groups, cached;
-* :mod:`~wsreject.access.invalidation` — the model signals that bump versions;
-* :mod:`~wsreject.access.patterns`, :mod:`~wsreject.access.endpoints` — rule
-  patterns, and the routing's endpoints as Channels resolves them;
-* :mod:`~wsreject.access.rules`, :mod:`~wsreject.access.enforcement` — access
-  rules and the middleware that enforces them on the routed endpoint;
-* :mod:`~wsreject.access.tokens`, :mod:`~wsreject.access.tickets` — wsreject's
-  bearer tokens and single-use browser tickets, with their authenticators;
-* :mod:`~wsreject.access.admin`, :mod:`~wsreject.access.forms`,
-  :mod:`~wsreject.access.views`, :mod:`~wsreject.access.declared_perms`,
-  :mod:`~wsreject.access.denial_log`, :mod:`~wsreject.access.checks`.
+* :mod:`~wsreject.access.admin`, :mod:`~wsreject.access.forms` — the admin pages for access
+  rules and tokens; :mod:`~wsreject.access.holders`, :mod:`~wsreject.access.explain_admin`,
+  :mod:`~wsreject.access.denial_chart` — who can connect, why a user is refused, recent denials;
+* :mod:`~wsreject.access.denial_log` — the recent denials kept for the admin;
+* :mod:`~wsreject.access.declared_perms`, :mod:`~wsreject.access.checks` — permissions the
+  consumers declare, and the system checks of this side;
+* :mod:`~wsreject.access.views`, :mod:`~wsreject.access.drf` — the HTTP views that issue tickets.
 
-The handshake core (``wsreject.denial``, ``transport``, ``middleware``,
-``authentication``, ``permissions``, ``consumers`` ...) never needs this package
-to be read: it calls in for cached permission sets and the access rules only.
+This is the top layer under the edge and the management commands: the handshake core never
+imports it (``tests/layout``). The caches live in :mod:`wsreject.cache`, the authenticators in
+:mod:`wsreject.authentication`, the access rules in :mod:`wsreject.rules` and
+:mod:`wsreject.enforcement`. ``wsreject.access.tokens``, ``.tickets`` and ``.versions`` remain
+for one release as deprecated aliases.
 """
+
+__all__: list[str] = []

@@ -28,18 +28,34 @@ from django.utils.functional import Promise
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
+from ..authentication.tokens import is_legacy, new_secret
+from ..cache.versions import bump_rules
+from ..endpoints import Endpoint, project_endpoints
 from ..models import AccessRule, AccessToken
+from ..patterns import EndpointPattern, parse_endpoint
+from ..rules import Rule, load_rules
 from .declared_perms import perm_names
 from .denial_chart import denials_chart
 from .denial_log import denials_per_minute, recent_denials
-from .endpoints import Endpoint, project_endpoints
 from .explain_admin import explain_urls
 from .forms import AccessRuleForm
 from .holders import Holders, groups_passing, searched_ids
-from .patterns import EndpointPattern, parse_endpoint
-from .rules import Rule, load_rules
-from .tokens import is_legacy, new_secret
-from .versions import bump_rules
+
+__all__ = [
+    "MAX_SEARCH",
+    "USERS_PER_PAGE",
+    "USERS_PER_ROW",
+    "Access",
+    "AccessRuleAdmin",
+    "AccessTokenAdmin",
+    "StrOrPromise",
+    "coverage_warnings",
+    "other_backends",
+    "rule_coverage",
+    "search_term",
+    "stored_problem",
+    "who_can_connect",
+]
 
 USERS_PER_ROW = 10  # on "Who can connect"; the endpoint's own page lists them all, paginated
 USERS_PER_PAGE = 100

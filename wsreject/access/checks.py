@@ -20,10 +20,12 @@ from django.utils.module_loading import import_string
 
 from ..checks import walk
 from ..conf import DEFAULTS
+from ..endpoints import iter_endpoints
 from ..middleware import PermissionMiddleware
 from ..throttling import Throttle
 from .declared_perms import declared_permissions
-from .endpoints import iter_endpoints
+
+__all__ = ["THROTTLE_MIN_ENTRIES", "check_access_control", "throttles_declared"]
 
 #: Fewer entries than this in a local-memory throttle cache: a flood of keys can cull counters.
 THROTTLE_MIN_ENTRIES = 10_000

@@ -25,8 +25,17 @@ from django.apps.registry import Apps
 from django.contrib.contenttypes.management import create_contenttypes
 from django.db import DEFAULT_DB_ALIAS
 
+from ..endpoints import Endpoint, project_endpoints
 from ..permissions import HasPermissions
-from .endpoints import Endpoint, project_endpoints
+
+__all__ = [
+    "NAME_MAX_LENGTH",
+    "consumer_permissions",
+    "create_declared_permissions",
+    "declared_permissions",
+    "default_name",
+    "perm_names",
+]
 
 logger = logging.getLogger("wsreject")
 

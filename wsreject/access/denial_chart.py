@@ -14,6 +14,8 @@ from django.utils import timezone
 from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
 
+__all__ = ["COLOURS", "denials_chart", "nice_maximum"]
+
 WIDTH, HEIGHT = 760, 260
 LEFT, RIGHT, TOP, BOTTOM = 48, 120, 16, 32
 COLOURS = {

@@ -32,12 +32,36 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from ..cache.versions import cache_failed, get_cache
 from ..conf import wsreject_settings
 from ..denial import DenialResponse, is_unavailable
 from ..metrics import DENIED, observe_handshake
 from ..scope import client_address, escape, known_user_id
 from ..signals import connection_denied
-from .versions import cache_failed, get_cache
+
+__all__ = [
+    "CHART_MINUTES",
+    "FLUSH_INTERVAL",
+    "HOSTNAME",
+    "INDEX_ATTEMPTS",
+    "INDEX_KEY",
+    "INDEX_SETTLE",
+    "MAX_TEXT",
+    "MINUTE_TIMEOUT",
+    "NAMED_STATUSES",
+    "SERIES",
+    "SNAPSHOT_TIMEOUT",
+    "DenialEntry",
+    "DenialLog",
+    "add_to_minutes",
+    "connect_denial_log",
+    "denial_log",
+    "denials_per_minute",
+    "minute_key",
+    "process_name",
+    "recent_denials",
+    "status_series",
+]
 
 logger = logging.getLogger("wsreject")
 

@@ -21,6 +21,8 @@ from rest_framework.views import APIView
 
 from .views import ticket_request
 
+__all__ = ["WebSocketTicketView"]
+
 
 class WebSocketTicketView(APIView):
     """``POST`` → a single-use ticket for ``?ticket=`` on a WebSocket."""

@@ -22,10 +22,10 @@ from django.template.response import TemplateResponse
 from django.urls import URLPattern, path
 from django.utils.translation import gettext_lazy as _
 
+from ..endpoints import project_endpoints
 from ..explain import explain, header_bytes, outcome_text, result_text
 from ..probe import UsageError
 from ..probe.request import check_value, parse_header
-from .endpoints import project_endpoints
 
 __all__ = ["ExplainForm", "explain_urls", "explain_view"]
 

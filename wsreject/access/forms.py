@@ -11,9 +11,11 @@ from django.contrib.auth.models import Group, Permission
 from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
 
+from ..endpoints import project_endpoints
 from ..models import AccessRule, AccessRuleGroup, AccessRulePermission
-from .endpoints import project_endpoints
-from .patterns import parse_endpoint
+from ..patterns import parse_endpoint
+
+__all__ = ["AccessRuleForm"]
 
 
 class AccessRuleForm(forms.ModelForm):  # type: ignore[type-arg]

@@ -11,7 +11,7 @@ scan, not a join per user.
 The semantics are the enforcement's, not a lookalike: ``User.has_perm`` (active
 superusers hold every permission; inactive users none; a permission comes from
 the user or one of their groups, matched on ``app_label.codename`` like
-``ModelBackend``) and :meth:`~wsreject.access.rules.Rule.allows` (a superuser
+``ModelBackend``) and :meth:`~wsreject.rules.Rule.allows` (a superuser
 passes a rule's groups too).
 """
 
@@ -23,6 +23,16 @@ from typing import Any
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group, Permission
 from django.db.models import Exists, OuterRef, Q, QuerySet
+
+__all__ = [
+    "MAX_SEARCHED_IDS",
+    "Holders",
+    "granting_group_ids",
+    "groups_passing",
+    "permission_ids",
+    "searched_ids",
+    "users_passing",
+]
 
 
 def permission_ids(perm: str) -> list[int]:

@@ -1,4 +1,4 @@
-"""``POST`` a request here to get a single-use WebSocket ticket (see :mod:`wsreject.access.tickets`).
+"""``POST`` a request here to get a single-use WebSocket ticket (see :mod:`wsreject.authentication.tickets`).
 
 :func:`ws_ticket` is a plain Django view for projects that sign browsers in with
 the session (CSRF-protected, like every ``POST``); with DRF,
@@ -19,7 +19,9 @@ from django.http import HttpRequest, JsonResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
-from .tickets import issue_ticket
+from ..authentication.tickets import issue_ticket
+
+__all__ = ["ticket_request", "ws_ticket"]
 
 
 def ticket_request(request: HttpRequest, data: Any) -> dict[str, Any]:

@@ -2,8 +2,8 @@
 its credential decides (``WSREJECT["AUTHENTICATORS"]``).
 
 Built in: :class:`SessionAuthenticator` (Django's session cookie),
-:class:`~wsreject.access.tokens.AccessTokenAuthenticator` (wsreject's own bearer
-tokens), :class:`~wsreject.access.tickets.TicketAuthenticator` (single-use
+:class:`~wsreject.authentication.tokens.AccessTokenAuthenticator` (wsreject's own bearer
+tokens), :class:`~wsreject.authentication.tickets.TicketAuthenticator` (single-use
 tickets for browsers); with DRF installed :class:`~wsreject.authentication.drf.DRFTokenAuthenticator`
 (``Authorization: Token <key>``) and :class:`~wsreject.authentication.drf.DRFAuthenticator`
 (any DRF authentication class); with SimpleJWT

@@ -37,7 +37,21 @@ import re
 from typing import Any
 
 from ..offload import NeedsIO
-from ..scope import Scope, header_values
+from ..scope import header_values
+from ..types import Scope
+
+__all__ = [
+    "AUTHORIZATION_KEY",
+    "INVALID_CREDENTIALS",
+    "NOT_AUTHENTICATED",
+    "TOKEN_EXPIRED",
+    "AuthenticationFailed",
+    "BaseAuthenticator",
+    "CredentialExpired",
+    "authorization",
+    "bearer_challenge",
+    "parse_authorization",
+]
 
 NOT_AUTHENTICATED = "Not authenticated"
 INVALID_CREDENTIALS = "Invalid credentials"

@@ -12,7 +12,7 @@ A refused credential (invalid, expired, an inactive user) leaves the user
 anonymous and is remembered, so the ``401`` says why ("Invalid credentials",
 "Token expired") and carries the refusing scheme's challenge. Tokens in the
 query string are never read (URLs end up in logs); browsers use single-use
-tickets instead (:mod:`wsreject.access.tickets`).
+tickets instead (:mod:`wsreject.authentication.tickets`).
 """
 
 from __future__ import annotations
@@ -34,9 +34,9 @@ from ..denial import DenialResponse, DenyHandshake, DenyWithResponse
 from ..edge.trust import vouched_user
 from ..handshake import current_handshake
 from ..offload import io_allowed, run_off_loop_if_needed
-from ..scope import VOUCHED_KEY, Scope, header_values, loaded_user
+from ..scope import VOUCHED_KEY, header_values, loaded_user
 from ..trace import active, record
-from ..transport import Receive, Send
+from ..types import Receive, Scope, Send
 from .base import (
     AUTHORIZATION_KEY,
     NOT_AUTHENTICATED,

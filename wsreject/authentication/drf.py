@@ -21,8 +21,11 @@ from rest_framework import exceptions as drf_exceptions
 from rest_framework.authentication import BaseAuthentication, SessionAuthentication, TokenAuthentication
 from rest_framework.request import Request
 
-from ..scope import Scope, header_values
+from ..scope import header_values
+from ..types import Scope
 from .base import AuthenticationFailed, BaseAuthenticator, authorization, bearer_challenge
+
+__all__ = ["DRFAuthenticator", "DRFTokenAuthenticator", "drf_request"]
 
 
 def drf_request(scope: Scope) -> Request:

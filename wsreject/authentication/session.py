@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import time
 from importlib import import_module
 from types import SimpleNamespace
@@ -13,19 +12,17 @@ from django.conf import settings
 from django.contrib.auth import HASH_SESSION_KEY, get_user
 from django.utils.crypto import constant_time_compare
 
-from ..access.users import Owner, cached_owner, cached_user, forget_owner
+from ..cache.users import Owner, cached_owner, cached_user, forget_owner, session_owner_key
 from ..offload import require_io
-from ..scope import Scope
+from ..types import Scope
 from .base import BaseAuthenticator, authorization
 from .credentials import session_key, session_store
+
+__all__ = ["CACHEABLE_ENGINES", "SessionAuthenticator"]
 
 #: Session engines whose deletions send ``post_delete`` (logout, ``clearsessions``), so a
 #: session's owner may be cached: wsreject forgets it when the session row goes.
 CACHEABLE_ENGINES = frozenset({"django.contrib.sessions.backends.db", "django.contrib.sessions.backends.cached_db"})
-
-
-def session_owner_key(key: str) -> str:
-    return "wsreject:session:" + hashlib.sha256(key.encode("utf-8")).hexdigest()
 
 
 class SessionAuthenticator(BaseAuthenticator):

@@ -16,6 +16,8 @@ import re
 
 from django.contrib.sessions.backends.base import VALID_KEY_CHARS
 
+__all__ = ["STOCK_KEY_ENGINES", "STOCK_KEY_LENGTH", "plausible_session_key"]
+
 #: Engines whose keys are made by ``SessionBase._get_new_session_key``.
 STOCK_KEY_ENGINES = frozenset(
     {

@@ -25,9 +25,11 @@ from rest_framework_simplejwt.authentication import JWTAuthentication
 from rest_framework_simplejwt.exceptions import ExpiredTokenError, TokenError
 from rest_framework_simplejwt.settings import api_settings
 
-from ..access.users import cached_user
-from ..scope import Scope
+from ..cache.users import cached_user
+from ..types import Scope
 from .base import AuthenticationFailed, BaseAuthenticator, CredentialExpired, authorization
+
+__all__ = ["SimpleJWTAuthenticator", "header_types"]
 
 _JWT = re.compile(r"^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$")
 

@@ -11,3 +11,5 @@
 Nothing here is imported eagerly: importing the server installs Twisted's asyncio
 reactor, as importing Daphne's does.
 """
+
+__all__: list[str] = []

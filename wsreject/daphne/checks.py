@@ -6,6 +6,8 @@ from typing import Any
 
 from django.core import checks
 
+__all__ = ["check_daphne_order", "daphne_order_warnings"]
+
 
 def daphne_order_warnings(app_names: list[str]) -> list[checks.Warning]:
     """``wsreject.W010`` when ``daphne`` is installed before ``wsreject``."""

@@ -27,6 +27,8 @@ from daphne.cli import CommandLineInterface as DaphneCommandLineInterface
 from .protocol import DEFAULT_MAX_DENIAL_BODY_SIZE
 from .server import DenialServer
 
+__all__ = ["CommandLineInterface", "byte_count", "main", "positive_int"]
+
 
 def positive_int(text: str) -> int:
     value = int(text)

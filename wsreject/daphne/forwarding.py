@@ -22,6 +22,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+__all__ = ["SCHEMES", "Forwarding", "as_ascii", "header_entries"]
+
 #: Forwarded schemes understood, by scope type: ``(http scheme, websocket scheme)``.
 SCHEMES = {"http": ("http", "ws"), "ws": ("http", "ws"), "https": ("https", "wss"), "wss": ("https", "wss")}
 

@@ -58,13 +58,13 @@ from ..http import (
     reason_phrase,
     render_json,
 )
+from ..types import Message
 
 logger = logging.getLogger(__name__)
 
 __all__ = ["DENIAL_EXTENSION", "DenialWebSocketProtocol", "InvalidDenial"]
 
 Headers = list[tuple[bytes, bytes]]
-Message = dict[str, Any]
 
 #: Largest denial body buffered by default (``--max-denial-body-size``).
 DEFAULT_MAX_DENIAL_BODY_SIZE = 1024 * 1024

@@ -16,6 +16,8 @@ from twisted.internet import reactor
 from .forwarding import Forwarding
 from .protocol import DEFAULT_MAX_DENIAL_BODY_SIZE, DENIAL_EXTENSION, DenialWebSocketProtocol
 
+__all__ = ["WEBSOCKET_SPEC_VERSION", "DenialHTTPFactory", "DenialServer", "RootPathCheckingRequest"]
+
 logger = logging.getLogger(__name__)
 
 #: The ASGI HTTP/WebSocket spec version the WebSocket scope advertises: accept

@@ -9,3 +9,5 @@ WebSocket scope (:mod:`wsreject.edge.described`), runs
 writes the nginx and Caddy configurations (``manage.py wsreject_edge_config``).
 See ``docs/edge.md``.
 """
+
+__all__: list[str] = []

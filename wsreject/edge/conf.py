@@ -23,6 +23,8 @@ from typing import Any
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
+__all__ = ["DEFAULT_IDENTITY_HEADERS", "KEYS", "EdgeSettings", "Network", "edge_settings"]
+
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 DEFAULT_IDENTITY_HEADERS = {"X-Auth-Request-User": "username", "X-Auth-Request-Email": "email"}

@@ -18,6 +18,8 @@ from ..routes import pattern_text, router_of, websocket_application
 from .signing import VOUCH_HEADER
 from .views import DENIAL_HEADER
 
+__all__ = ["address", "caddy_config", "nginx_config", "websocket_prefixes"]
+
 _LITERAL = re.compile(r"[^<(\[\\.*+?^$|{]*")
 _ADDRESS = re.compile(r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):[0-9]{1,5}")
 

@@ -17,8 +17,10 @@ import ipaddress
 from django.http import HttpRequest
 
 from ..http import DENIAL_EXTENSION
-from ..scope import Scope
+from ..types import Scope
 from .target import BadTarget, parse_target
+
+__all__ = ["CLIENT_HEADERS", "described_scope"]
 
 #: The client's headers copied into the scope (lower-case), in this order.
 CLIENT_HEADERS = ("authorization", "cookie", "origin", "sec-websocket-protocol", "user-agent")

@@ -23,6 +23,18 @@ from ..denial import DenialResponse
 
 #: The request header carrying the vouch from the edge to the backend.
 VOUCH_HEADER = "X-Wsreject-Vouch"
+
+__all__ = [
+    "DENIAL_SALT",
+    "DENIAL_TTL",
+    "VOUCH_HEADER",
+    "VOUCH_SALT",
+    "denial_from_token",
+    "denial_token",
+    "vouch",
+    "vouched_user_id",
+]
+
 DENIAL_SALT = "wsreject.edge.denial"
 VOUCH_SALT = "wsreject.edge.vouch"
 #: Seconds between the forward-auth answer and nginx asking for the rendering.

@@ -16,6 +16,8 @@ import re
 from dataclasses import dataclass
 from urllib.parse import unquote
 
+__all__ = ["MAX_TARGET", "BadTarget", "Target", "parse_target"]
+
 #: Longest target taken (nginx's default large_client_header_buffers line is 8 KiB).
 MAX_TARGET = 8192
 

@@ -27,11 +27,12 @@ from typing import Any
 
 from django.contrib.auth.models import AnonymousUser
 
-from ..access.users import cached_user
+from ..cache.users import cached_user
 from ..handshake import ProbeHandshake, current_handshake
 from ..offload import run_off_loop_if_needed
 from ..reporting import warn_rate_limited
-from ..scope import Scope, client_address, header_values
+from ..scope import client_address, header_values
+from ..types import Scope
 from .conf import edge_settings
 from .signing import VOUCH_HEADER, vouched_user_id
 

@@ -35,6 +35,18 @@ from .described import described_scope
 from .signing import VOUCH_HEADER, denial_from_token, denial_token, vouch
 from .target import BadTarget
 
+__all__ = [
+    "DENIAL_HEADER",
+    "VOUCH_HEADER",
+    "decided",
+    "forward_auth",
+    "forward_auth_nginx",
+    "header_value",
+    "http_response",
+    "identity",
+    "render_denial",
+]
+
 logger = logging.getLogger("wsreject.edge")
 
 DENIAL_HEADER = "X-Wsreject-Denial"

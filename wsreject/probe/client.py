@@ -25,6 +25,25 @@ from .frames import (
 from .http import HEAD_END, MalformedResponse, ResponseHead, body_framing, parse_head
 from .request import UpgradeRequest
 
+__all__ = [
+    "CLOSE_CODE_BASE",
+    "CLOSE_CODE_RANGE",
+    "CLOSING_TIMEOUT",
+    "DEFAULT_TIMEOUT",
+    "DEFAULT_WAIT",
+    "MAX_BODY",
+    "MAX_HEAD",
+    "MAX_MESSAGE",
+    "NORMAL_CLOSURE",
+    "Accepted",
+    "CloseCodeDenied",
+    "Denied",
+    "Message",
+    "Outcome",
+    "ProbeFailure",
+    "probe",
+]
+
 DEFAULT_TIMEOUT = 5.0
 DEFAULT_WAIT = 0.5  # after an accept: how long to listen for a close-code denial
 MAX_HEAD = 64 * 1024

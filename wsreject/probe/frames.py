@@ -7,6 +7,8 @@ import struct
 from dataclasses import dataclass
 from enum import IntEnum
 
+__all__ = ["Close", "Frame", "FrameError", "Opcode", "apply_mask", "close_payload", "encode_frame", "parse_close", "parse_frame"]
+
 
 class Opcode(IntEnum):
     CONTINUATION = 0x0

@@ -37,6 +37,8 @@ from .request import UpgradeRequest, UsageError, mask_value
 if TYPE_CHECKING:
     from h2.connection import H2Connection
 
+__all__ = ["CONNECTION_SPECIFIC", "HTTP2", "INSTALL_HINT", "H2Stream", "connect_headers", "describe_h2", "probe_h2", "require_h2"]
+
 HTTP2 = "HTTP/2"
 # RFC 9113 §8.2.2: fields that are about the HTTP/1.1 connection are malformed in HTTP/2.
 CONNECTION_SPECIFIC = frozenset({"connection", "upgrade", "keep-alive", "proxy-connection", "transfer-encoding"})

@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+__all__ = ["HEAD_END", "BodyFraming", "MalformedResponse", "ResponseHead", "body_framing", "parse_head"]
+
 _STATUS_LINE = re.compile(rb"(HTTP/1\.[01]) ([0-9]{3})(?: ([^\r\n]*))?")
 _FIELD_NAME = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 HEAD_END = re.compile(rb"\r?\n\r?\n")

@@ -15,6 +15,18 @@ from ..http import status_phrase
 from .client import CloseCodeDenied, Denied, Message, Outcome
 from .http import ResponseHead
 
+__all__ = [
+    "SHOWN_BODY",
+    "SHOWN_MESSAGE",
+    "JsonValue",
+    "body_text",
+    "escape",
+    "render_failure_json",
+    "render_json",
+    "render_request",
+    "render_text",
+]
+
 SHOWN_BODY = 4000  # characters of a body in the text report
 SHOWN_MESSAGE = 500
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")  # keeps TAB and LF

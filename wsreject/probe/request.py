@@ -14,6 +14,20 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
+__all__ = [
+    "WS_GUID",
+    "Target",
+    "UpgradeRequest",
+    "UsageError",
+    "check_subprotocol",
+    "check_value",
+    "expected_accept",
+    "mask_value",
+    "parse_cookie",
+    "parse_header",
+    "parse_url",
+]
+
 WS_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"  # RFC 6455 §1.3
 
 _SCHEMES = {"ws": False, "http": False, "wss": True, "https": True}  # scheme -> TLS

@@ -21,6 +21,8 @@ from typing import Any
 
 from django.core.management.base import CommandError
 
+__all__: list[str] = []
+
 try:
     from daphne.management.commands.runserver import Command as DaphneRunserverCommand
 except ImportError:  # daphne is an optional dependency ("wsreject[daphne]")

@@ -19,6 +19,8 @@ from django.utils.module_loading import import_string
 from wsreject.edge.conf import edge_settings
 from wsreject.edge.configs import address, caddy_config, nginx_config, websocket_prefixes
 
+__all__ = ["Command"]
+
 
 class Command(BaseCommand):
     help = "Print an nginx or Caddy configuration that asks wsreject before proxying WebSockets."

@@ -19,6 +19,8 @@ from wsreject.explain import Explanation, explain, header_bytes, outcome_text, r
 from wsreject.probe import UsageError
 from wsreject.probe.request import check_value, parse_header
 
+__all__ = ["Command", "render"]
+
 ADMITTED, DENIED, FAILURE = 0, 1, 2
 
 

@@ -31,6 +31,8 @@ from wsreject.probe.request import (
     parse_header,
 )
 
+__all__ = ["FAILURE", "Command"]
+
 T = TypeVar("T")
 
 FAILURE = 2

@@ -15,7 +15,7 @@ from django.db import transaction
 from rest_framework.authtoken.models import Token
 
 from project.chat.models import Room
-from wsreject.access.tokens import issue_token
+from wsreject.authentication.tokens import issue_token
 from wsreject.models import AccessToken
 
 USERS = {

@@ -29,7 +29,9 @@ from django.urls.converters import get_converters
 from django.urls.resolvers import RoutePattern
 
 if TYPE_CHECKING:
-    from ..routes import RouteHit
+    from .routes import RouteHit
+
+__all__ = ["EndpointPattern", "parse_endpoint"]
 
 _PARAMETER = re.compile(r"<(?:(?P<converter>[^>:]+):)?(?P<parameter>[^>]+)>")
 _ROUTE_NAME = re.compile(r"^[\w.:-]+$")

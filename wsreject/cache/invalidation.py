@@ -1,4 +1,4 @@
-"""The model signals that retire cached entries (see :mod:`wsreject.access.versions`).
+"""The model signals that retire cached entries (see :mod:`wsreject.cache.versions`).
 
 * a user saved (``is_active``, ``is_superuser`` ...) or deleted, their groups or
   permissions changed (from either side of the relation), one of their tokens
@@ -22,10 +22,11 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group, Permission
 from django.db.models.signals import m2m_changed, post_delete, post_save, pre_delete
 
-from ..authentication.session import session_owner_key
 from ..models import AccessRule, AccessRuleGroup, AccessRulePermission, AccessToken
-from .users import forget_owner
+from .users import forget_owner, session_owner_key
 from .versions import bump_permissions, bump_rules, bump_user
+
+__all__ = ["connect_receivers"]
 
 _CHANGES = ("post_add", "post_remove", "post_clear")
 
@@ -92,7 +93,7 @@ def _session_deleted(sender: Any, instance: Any, **kwargs: Any) -> None:
 def connect_receivers() -> None:
     """Connect the receivers; called by ``WSRejectConfig.ready()``."""
     user_model = get_user_model()
-    uid = "wsreject.access.invalidation."
+    uid = "wsreject.cache.invalidation."
     post_save.connect(_user_saved, sender=user_model, dispatch_uid=uid + "user_saved")
     post_delete.connect(_user_deleted, sender=user_model, dispatch_uid=uid + "user_deleted")
     for relation in ("groups", "user_permissions"):

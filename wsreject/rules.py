@@ -16,7 +16,7 @@ the first refusal is the answer:
    missing; inactive users never pass.
 
 **Cost.** The whole rule set is cached under one key stamped with the rules'
-version (see :mod:`wsreject.access.versions`), and each process keeps the
+version (see :mod:`wsreject.cache.versions`), and each process keeps the
 compiled rules of the version it last saw: with a process-local cache, a
 handshake reads the version on the event loop; with a shared one, in a worker
 thread. A user's groups and permissions come from the cached per-user sets.
@@ -31,27 +31,36 @@ from typing import TYPE_CHECKING, Any
 
 from django.core.exceptions import ValidationError
 
-from ..authentication import is_authenticated, unauthenticated
-from ..conf import wsreject_settings
-from ..denial import UNAVAILABLE_RETRY_AFTER, DenyHandshake, prebuilt_denial, validate_status
-from ..models import MAX_RETRY_AFTER, AccessRule, validate_deny_status
-from ..offload import NeedsIO, require_io, run_off_loop_if_needed
-from ..reporting import warn_rate_limited
-from ..scope import Scope
+from .authentication import is_authenticated, unauthenticated
+from .cache.permsets import group_ids, has_perms
+from .cache.reader import local_stamp, read_versioned
+from .cache.versions import RULES_VERSION_KEY
+from .denial import UNAVAILABLE_RETRY_AFTER, DenyHandshake, prebuilt_denial, validate_status
+from .models import MAX_RETRY_AFTER, AccessRule, validate_deny_status
+from .offload import require_io, run_off_loop_if_needed
 from .patterns import EndpointPattern, parse_endpoint
-from .permsets import group_ids, has_perms
-from .versions import (
-    RULES_VERSION_KEY,
-    cache_failed,
-    current_version,
-    get_cache,
-    is_process_local,
-    local,
-    uses_local_layer,
-)
+from .reporting import warn_rate_limited
+from .types import Scope
 
 if TYPE_CHECKING:
-    from ..routes import RouteHit
+    from .routes import RouteHit
+
+__all__ = [
+    "BROKEN_DETAIL",
+    "RULES_KEY",
+    "RULE_FIELDS",
+    "CompiledRule",
+    "Rule",
+    "RuleSet",
+    "acurrent_rules",
+    "broken_denial",
+    "check_user",
+    "compile_rules",
+    "current_rules",
+    "decide",
+    "forget_compiled",
+    "load_rules",
+]
 
 logger = logging.getLogger("wsreject")
 
@@ -206,34 +215,13 @@ def current_rules() -> RuleSet:
     is read, and anything else raises :class:`~wsreject.offload.NeedsIO`.
     """
     global _compiled
-    cache = get_cache()
-    try:
-        if uses_local_layer(cache) and local.version(cache, RULES_VERSION_KEY) == _compiled.version:
-            return _compiled
-    except NeedsIO:
-        raise
-    except Exception as exc:
-        cache_failed(exc)
-    if not is_process_local(cache):
-        require_io()
-    try:
-        found = cache.get_many([RULES_VERSION_KEY, RULES_KEY])
-        version = current_version(cache, RULES_VERSION_KEY, found)
-    except Exception as exc:  # no cache: the database answers, every time
-        cache_failed(exc)
-        return compile_rules("", load_rules())
-    if _compiled.version == version:
-        return _compiled
-    entry = found.get(RULES_KEY)
-    if entry is not None and entry[0] == version:
-        rules = entry[1]
-    else:
-        rules = load_rules()
-        try:
-            cache.set(RULES_KEY, (version, rules), timeout=wsreject_settings.PERMISSION_CACHE_TIMEOUT)
-        except Exception as exc:
-            cache_failed(exc)
-    _compiled = compile_rules(version, rules)
+    if local_stamp([RULES_VERSION_KEY]) == (_compiled.version,):
+        return _compiled  # this process's copy of the version says nothing changed
+    stamp, rules = read_versioned(RULES_KEY, [RULES_VERSION_KEY], load_rules)
+    if stamp is None:  # no cache: the database answers, every time
+        return compile_rules("", rules)
+    if _compiled.version != stamp[0]:
+        _compiled = compile_rules(stamp[0], rules)
     return _compiled
 
 

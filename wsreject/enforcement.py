@@ -8,14 +8,14 @@ from typing import Any
 
 from django.apps import apps
 
-from ..denial import DenyHandshake
-from ..handshake import Handshake, current_handshake, probe_route
-from ..routes import RouteHit, Routing, routes_paths
-from ..scope import HANDSHAKE_KEY, VOUCHED_KEY, Scope
-from ..trace import active, record
-from ..transport import Receive, Send
+from .denial import DenyHandshake
 from .endpoints import project_endpoints
+from .handshake import Handshake, current_handshake, probe_route
+from .routes import RouteHit, Routing, routes_paths
 from .rules import CompiledRule, RuleSet, acurrent_rules, broken_denial, decide
+from .scope import HANDSHAKE_KEY, VOUCHED_KEY
+from .trace import active, record
+from .types import Receive, Scope, Send
 
 __all__ = ["AccessRuleMiddleware"]
 

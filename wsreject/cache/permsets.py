@@ -19,7 +19,10 @@ from django.contrib.auth.backends import ModelBackend
 from django.core.signals import setting_changed
 
 from ..offload import require_io
-from .versions import PERMS_VERSION_KEY, stamped, user_version_key
+from .reader import read_versioned
+from .versions import PERMS_VERSION_KEY, user_version_key
+
+__all__ = ["OBJECT_ONLY_BACKENDS", "backends_cacheable", "group_ids", "has_perms", "permission_set"]
 
 #: Backends that never grant a permission without an object, so they cannot
 #: change ``has_perm(perm)``: the cache stays exact with them installed.
@@ -45,12 +48,12 @@ def _settings_changed(setting: str, **kwargs: Any) -> None:
         backends_cacheable.cache_clear()
 
 
-setting_changed.connect(_settings_changed, dispatch_uid="wsreject.access.permsets")
+setting_changed.connect(_settings_changed, dispatch_uid="wsreject.cache.permsets")
 
 
 def _cached_set(user: Any, kind: str, compute: Callable[[], Iterable[Any]]) -> frozenset[Any]:
     versions = [PERMS_VERSION_KEY, user_version_key(user.pk)]
-    return stamped(f"wsreject:{kind}:{user.pk}", versions, lambda: frozenset(compute()))
+    return read_versioned(f"wsreject:{kind}:{user.pk}", versions, lambda: frozenset(compute())).value
 
 
 def permission_set(user: Any) -> frozenset[str]:

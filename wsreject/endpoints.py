@@ -11,8 +11,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from ..handshake import ProbeHandshake, ProbeStop
-from ..routes import (
+from .handshake import ProbeHandshake, ProbeStop
+from .routes import (
     MAX_DEPTH,
     RouteHit,
     Routing,
@@ -24,7 +24,8 @@ from ..routes import (
     router_of,
     websocket_application,
 )
-from ..scope import HANDSHAKE_KEY, Scope
+from .scope import HANDSHAKE_KEY
+from .types import Scope
 
 __all__ = ["Endpoint", "Routed", "Router", "inner_of", "iter_endpoints", "opaque_routers", "project_endpoints"]
 

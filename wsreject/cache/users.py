@@ -1,28 +1,21 @@
 """Users by primary key, and which user a credential belongs to, cached under the user's version
-(see :mod:`wsreject.access.versions`)."""
+(see :mod:`wsreject.cache.versions`)."""
 
 from __future__ import annotations
 
 import copy
+import hashlib
 import time
 from collections.abc import Callable
 from typing import Any
 
 from django.contrib.auth import get_user_model
 
-from ..offload import NeedsIO, require_io
 from . import bus
-from .versions import (
-    cache_failed,
-    current_version,
-    get_cache,
-    is_process_local,
-    local,
-    require_cache_io,
-    stamped,
-    user_version_key,
-    uses_local_layer,
-)
+from .reader import read_versioned
+from .versions import cache_failed, get_cache, local, user_version_key
+
+__all__ = ["Owner", "cached_owner", "cached_user", "forget_owner", "session_owner_key"]
 
 #: (user pk, expiry timestamp or None, anything else the credential's check needs)
 Owner = tuple[Any, float | None, Any]
@@ -43,7 +36,8 @@ def cached_user(pk: Any) -> Any:
         model._meta.pk.to_python(key)
     except Exception:  # not a valid primary key for this model
         return None
-    user = stamped(f"wsreject:user:{key}", [user_version_key(key)], lambda: model._default_manager.filter(pk=key).first())
+    entry_key, version_keys = f"wsreject:user:{key}", [user_version_key(key)]
+    user = read_versioned(entry_key, version_keys, lambda: model._default_manager.filter(pk=key).first()).value
     return _own_copy(user)
 
 
@@ -62,50 +56,25 @@ def _own_copy(user: Any) -> Any:
 def cached_owner(key: str, load: Callable[[], Owner | None]) -> Owner | None:
     """Whose credential this is (``load()`` asks the database), cached under ``key`` and stamped
     with that user's version: saving, deactivating or deleting the user, or anything that bumps
-    their version, retires it. A credential nobody owns is not cached. On the event loop only a
-    process-local cache is read (:class:`~wsreject.offload.NeedsIO` on a miss)."""
-    cache = get_cache()
-    layered = uses_local_layer(cache)
-    if layered:
-        try:
-            entry = local.get(key, ())
-            if entry is not None and local.version(cache, user_version_key(entry[0])) == entry[3]:
-                return entry[0], entry[1], entry[2]
-        except NeedsIO:
-            raise
-        except Exception as exc:
-            cache_failed(exc)
-        if is_process_local(cache):
-            require_io()
-            owner = load()
-            if owner is not None:
-                local.put(key, (), (*owner, local.version(cache, user_version_key(owner[0]))))
-            return owner
-    require_cache_io(cache)
-    try:
-        entry = cache.get(key)
-        if entry is not None:
-            version_key = user_version_key(entry[0])
-            if current_version(cache, version_key, cache.get_many([version_key])) == entry[3]:
-                if layered:
-                    local.put(key, (), entry)
-                return entry[0], entry[1], entry[2]
-    except Exception as exc:
-        cache_failed(exc)
-    require_io()
-    owner = load()
-    if owner is None:
-        return None
-    try:
-        version_key = user_version_key(owner[0])
-        version = current_version(cache, version_key, cache.get_many([version_key]))
-        expires = owner[1]
-        cache.set(key, (*owner, version), timeout=None if expires is None else max(1, int(expires - time.time())))
-        if layered:
-            local.put(key, (), (*owner, version))
-    except Exception as exc:
-        cache_failed(exc)
-    return owner
+    their version, retires it. A credential nobody owns is not cached; an owned one lives in the
+    shared cache until it expires. On the event loop only a process-local cache is read
+    (:class:`~wsreject.offload.NeedsIO` on a miss)."""
+    return read_versioned(key, _owner_version_keys, load, timeout=_owner_timeout, cache_none=False).value
+
+
+def _owner_version_keys(owner: Owner | None) -> list[str]:
+    assert owner is not None  # never stored (cache_none=False)
+    return [user_version_key(owner[0])]
+
+
+def _owner_timeout(owner: Owner | None) -> float | None:
+    expires = None if owner is None else owner[1]
+    return None if expires is None else max(1, int(expires - time.time()))
+
+
+def session_owner_key(key: str) -> str:
+    """The cache key of the owner of Django session ``key`` (the key itself never leaves hashed)."""
+    return "wsreject:session:" + hashlib.sha256(key.encode("utf-8")).hexdigest()
 
 
 def forget_owner(key: str) -> None:

@@ -1,7 +1,7 @@
 """The invalidation bus: "this cache key changed", pushed to every process through Redis pub/sub.
 
 A process that keeps copies of shared cache entries in memory (the versions, the access rules, a
-credential's owner; see :mod:`wsreject.access.versions`) must forget one as soon as another process
+credential's owner; see :mod:`wsreject.cache.versions`) must forget one as soon as another process
 changes it. Whoever changes a key :func:`publish`\\ es it on one channel per Redis cache; every
 process listening on that cache hears it in a daemon thread and hands it to its listeners
 (:func:`add_listener`): the local copy forgets the key, and anyone else interested (revoking open
@@ -26,6 +26,8 @@ from django.core.cache import BaseCache
 from django.core.cache.backends.redis import RedisCache
 
 from ..reporting import warn_rate_limited
+
+__all__ = ["POLL", "Bus", "Listener", "Reset", "add_listener", "bus_for", "channel_name", "has_bus", "publish", "stop_all"]
 
 logger = logging.getLogger("wsreject")
 
