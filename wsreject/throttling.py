@@ -34,12 +34,12 @@ from django.core.cache.backends.redis import RedisCache
 
 from .authentication import is_authenticated
 from .cache.bus import has_bus
+from .cache.redis_async import async_script
 from .cache.versions import get_cache, require_cache_io
 from .conf import wsreject_settings
 from .denial import DenyHandshake, is_unavailable
 from .offload import NeedsIO, once
 from .permissions import BasePermission
-from .cache.redis_async import async_script
 from .scope import VOUCHED_KEY, header_values
 from .types import Scope
 

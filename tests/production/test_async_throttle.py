@@ -21,10 +21,10 @@ from django.test import override_settings
 
 from tests.admin.conftest import connect
 from wsreject import decide
+from wsreject.cache.redis_async import async_client
 from wsreject.cache.versions import get_cache
 from wsreject.offload import require_io
 from wsreject.permissions import BasePermission, authorize
-from wsreject.cache.redis_async import async_client
 from wsreject.throttling import Throttle
 
 from .counting import commands
