@@ -180,17 +180,16 @@ def population() -> Population | None:
     )
 
 
-def _linked(perm_ids: list[int], group_ids: list[int], among: list[Any] | None = None) -> list[QuerySet[Any]]:
-    """Disjoint sets of user ids (as ``values`` querysets) whose union holds the requirement,
-    active or not, read from the link tables alone (only the users ``among``, when given)."""
+def _linked(perm_ids: list[int], group_ids: list[int]) -> list[QuerySet[Any]]:
+    """Disjoint sets of user ids (as ``values("user_id")`` querysets) whose union holds the
+    requirement, active or not, read from the link tables alone."""
     group_links, perm_links = _links()
-    narrow = {} if among is None else {"user_id__in": among}
     parts: list[QuerySet[Any]] = []
     if group_ids:
-        rows = group_links.objects.filter(group_id__in=group_ids, **narrow).values("user_id")
+        rows = group_links.objects.filter(group_id__in=group_ids).values("user_id")
         parts.append(rows.distinct() if len(group_ids) > 1 else rows)
     if perm_ids:
-        direct = perm_links.objects.filter(permission_id__in=perm_ids, **narrow)
+        direct = perm_links.objects.filter(permission_id__in=perm_ids)
         if group_ids:  # counted with the groups already
             member = group_links.objects.filter(user_id=OuterRef("user_id"), group_id__in=group_ids)
             direct = direct.exclude(Exists(member))
@@ -199,32 +198,23 @@ def _linked(perm_ids: list[int], group_ids: list[int], among: list[Any] | None =
     return parts
 
 
-def _sum_of_counts(terms: list[tuple[int, QuerySet[Any]]]) -> int:
-    """``sum(sign * len(rows))`` over ``terms``, in as few statements as the database's limit on
-    parameters allows (one, usually)."""
-    total = 0
-    if not terms:
-        return total
-    alias = terms[0][1].db
+def _sum_of_counts(alias: str, terms: list[tuple[str, list[Any]]]) -> int:
+    """The sum of ``terms`` (each ``"+ (SELECT COUNT(*) ...)"`` or ``"- (...)"`` with its
+    parameters), in as few statements as the database's limit on parameters allows."""
     connection = connections[alias]
     budget = connection.features.max_query_params or 1_000_000
     statements: list[tuple[list[str], list[Any]]] = []
-    for sign, rows in terms:
-        sql, params = rows.query.get_compiler(using=alias).as_sql()
+    for sql, params in terms:
         if not statements or len(statements[-1][1]) + len(params) > budget:
             statements.append(([], []))
-        statements[-1][0].append(f"{'-' if sign < 0 else '+'} (SELECT COUNT(*) FROM ({sql}) wsreject_rows)")
+        statements[-1][0].append(sql)
         statements[-1][1].extend(params)
+    total = 0
     with connection.cursor() as cursor:
         for parts, params in statements:
             cursor.execute("SELECT 0 " + " ".join(parts), params)
             total += int(cursor.fetchone()[0])
     return total
-
-
-def _chunks(values: Iterable[Any], size: int) -> list[list[Any]]:
-    ordered = list(values)
-    return [ordered[start : start + size] for start in range(0, len(ordered), size)]
 
 
 def count_by_index(required: list[Requirement], people: Population) -> int | None:
@@ -234,15 +224,25 @@ def count_by_index(required: list[Requirement], people: Population) -> int | Non
         return people.users - len(people.inactive)
     if len(required) > 1:
         return None
-    perm_ids, group_ids = required[0]
-    terms = [(1, rows) for rows in _linked(perm_ids, group_ids)]
-    if terms:  # less the exceptions the link rows counted: inactive users, and superusers (added below)
-        alias = terms[0][1].db
-        limit = connections[alias].features.max_query_params
-        size = min(EXCEPTIONS_PER_QUERY, max(1, limit // 2)) if limit else EXCEPTIONS_PER_QUERY
-        for chunk in _chunks(people.inactive | people.superusers, size):
-            terms += [(-1, rows) for rows in _linked(perm_ids, group_ids, among=chunk)]
-    return _sum_of_counts(terms) + len(people.superusers)
+    parts = _linked(*required[0])
+    if not parts:
+        return len(people.superusers)
+    alias = parts[0].db
+    connection = connections[alias]
+    column = "wsreject_rows." + connection.ops.quote_name("user_id")
+    compiled = [rows.query.get_compiler(using=alias).as_sql() for rows in parts]
+    terms = [(f"+ (SELECT COUNT(*) FROM ({sql}) wsreject_rows)", list(params)) for sql, params in compiled]
+    # Less the exceptions the link rows counted: inactive users, and superusers (added below).
+    # Their ids go in as parameters, not through the ORM (which prepares each value: slow by the thousand).
+    exceptions = list(people.inactive | people.superusers)
+    limit = connection.features.max_query_params
+    size = min(EXCEPTIONS_PER_QUERY, max(1, limit // 2)) if limit else EXCEPTIONS_PER_QUERY
+    for start in range(0, len(exceptions), size):
+        chunk = exceptions[start : start + size]
+        marks = ", ".join(["%s"] * len(chunk))
+        for sql, params in compiled:
+            terms.append((f"- (SELECT COUNT(*) FROM ({sql}) wsreject_rows WHERE {column} IN ({marks}))", [*params, *chunk]))
+    return _sum_of_counts(alias, terms) + len(people.superusers)
 
 
 #: The default of :class:`Holders`' ``people``: read the user table when a count needs it.
