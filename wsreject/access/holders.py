@@ -16,8 +16,9 @@ looked up first (small tables), then:
   or more than ``MAX_EXCEPTIONS`` inactive users and superusers fall back to one
   filtered scan of the user table with ``IN`` over the link rows;
 * **the first users** walk the user table in key order, probing the link tables'
-  ``(user, group)`` / ``(user, permission)`` unique indexes per user (``EXISTS``), and
-  stop at the ``LIMIT``.
+  ``(user, group)`` / ``(user, permission)`` unique indexes per user, and stop at the
+  ``LIMIT``. The probe is a scalar subquery (``(SELECT ... LIMIT 1) IS NOT NULL``), not
+  ``EXISTS``: PostgreSQL turns an ``EXISTS`` under ``OR`` into a hash of every link row.
 
 The semantics are the enforcement's, not a lookalike: ``User.has_perm`` (active
 superusers hold every permission; inactive users none; a permission comes from
@@ -37,7 +38,8 @@ from typing import Any
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group, Permission
 from django.db import connections
-from django.db.models import Exists, OuterRef, Q, QuerySet
+from django.db.models import Exists, OuterRef, Q, QuerySet, Subquery
+from django.db.models.lookups import IsNull
 
 __all__ = [
     "MAX_EXCEPTIONS",
@@ -82,7 +84,7 @@ def _links() -> tuple[Any, Any]:
 def _holders(perm_ids: list[int], group_ids: list[int], user_ref: Any, correlated: bool) -> Q:
     """A user is a superuser, or holds a permission directly, or is in one of ``group_ids``.
 
-    ``correlated``: one ``EXISTS`` probe of the link tables' unique indexes per user
+    ``correlated``: one probe of the link tables' unique indexes per user
     (the cheapest way to the first users in key order); else ``IN`` over the link
     rows, read once (the cheapest way to count them all).
     """
@@ -93,8 +95,8 @@ def _holders(perm_ids: list[int], group_ids: list[int], user_ref: Any, correlate
         if not ids:
             continue
         rows = model.objects.filter(**{f"{column}__in": ids})
-        if correlated:
-            conditions.append(Q(Exists(rows.filter(user_id=user_ref))))
+        if correlated:  # a scalar subquery, not EXISTS: PostgreSQL would hash all the link rows for an EXISTS
+            conditions.append(Q(IsNull(Subquery(rows.filter(user_id=user_ref).values("user_id")[:1]), False)))
         else:
             conditions.append(Q(pk__in=rows.values("user_id")))
     return reduce(operator.or_, conditions)
