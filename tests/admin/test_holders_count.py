@@ -54,7 +54,9 @@ def names(found) -> list[str]:
     return sorted(user.get_username() for user in found)
 
 
-def test_counted_once_whatever_the_overlap(people):
+@pytest.mark.parametrize("ratio", [0, 10**9], ids=["from-the-link-rows", "walking-the-users"])
+def test_counted_once_whatever_the_overlap(people, monkeypatch, ratio):
+    monkeypatch.setattr(holders, "SPARSE_RATIO", ratio)
     expected = truth(lambda user: user.has_perm(PERM))
     assert expected == sorted(
         ["group-only", "both-groups", "group-and-direct", "both-groups-and-direct", "direct-only",
@@ -63,6 +65,7 @@ def test_counted_once_whatever_the_overlap(people):
     found = Holders([PERM], [])
     assert found.count() == len(expected)
     assert names(found[:100]) == expected
+    assert [user.get_username() for user in found[2:5]] == [user.get_username() for user in found[:100]][2:5]
 
 
 def test_a_group_set_and_signed_in_only(people):

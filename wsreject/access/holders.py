@@ -17,7 +17,8 @@ looked up first (small tables), then:
   filtered scan of the user table with ``IN`` over the link rows;
 * **the first users** walk the user table in key order, probing the link tables'
   ``(user, group)`` / ``(user, permission)`` unique indexes per user, and stop at the
-  ``LIMIT``. The probe is a scalar subquery (``(SELECT ... LIMIT 1) IS NOT NULL``), not
+  ``LIMIT``; when the holders are few and sparse (a walk would probe many users per
+  holder) their ids are read from the link rows instead, and the page's users by id. The probe is a scalar subquery (``(SELECT ... LIMIT 1) IS NOT NULL``), not
   ``EXISTS``: PostgreSQL turns an ``EXISTS`` under ``OR`` into a hash of every link row.
 
 The semantics are the enforcement's, not a lookalike: ``User.has_perm`` (active
@@ -44,6 +45,8 @@ from django.db.models.lookups import IsNull
 __all__ = [
     "MAX_EXCEPTIONS",
     "MAX_SEARCHED_IDS",
+    "MAX_SPARSE",
+    "SPARSE_RATIO",
     "Holders",
     "Population",
     "granting_group_ids",
@@ -247,6 +250,11 @@ def count_by_index(required: list[Requirement], people: Population) -> int | Non
     return _sum_of_counts(alias, terms) + len(people.superusers)
 
 
+#: The first users come from the link rows (not a walk of the user table) when there are at most
+#: ``MAX_SPARSE`` holders, fewer than one in ``SPARSE_RATIO`` users.
+MAX_SPARSE = 5000
+SPARSE_RATIO = 20
+
 #: The default of :class:`Holders`' ``people``: read the user table when a count needs it.
 UNREAD: Any = object()
 
@@ -296,7 +304,25 @@ class Holders:
         return self.count()
 
     def __getitem__(self, index: slice) -> list[Any]:
-        return list(self._passing(correlated=True)[index])
+        ids = self._sparse_ids()
+        if ids is None:  # holders are dense (or the requirements many): walk the users in key order
+            return list(self._passing(correlated=True)[index])
+        chosen = ids[index]
+        users = get_user_model()._default_manager.in_bulk(chosen)
+        return [users[pk] for pk in chosen if pk in users]
+
+    def _sparse_ids(self) -> list[Any] | None:
+        """Every passing user's id in key order, from the link rows, when the holders are few
+        and sparse among the users (a walk in key order would probe many users per holder);
+        else None."""
+        if self.search or not isinstance(self.people, Population) or len(self.required) != 1:
+            return None
+        if self.count() > MAX_SPARSE or self.count() * SPARSE_RATIO >= self.people.users:
+            return None
+        found = set(self.people.superusers)
+        for rows in _linked(*self.required[0]):
+            found.update(rows.values_list("user_id", flat=True))
+        return sorted(found - self.people.inactive)
 
 
 def groups_passing(perms: Iterable[str], group_sets: Iterable[Iterable[int]]) -> list[Group]:
