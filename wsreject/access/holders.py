@@ -145,12 +145,14 @@ MAX_SEARCHED_IDS = 1000
 
 
 def searched_ids(search: str) -> list[Any] | None:
-    """The active users whose username contains ``search`` (one scan of the user table), or
-    None when more than ``MAX_SEARCHED_IDS`` match: a page computes it once for every query."""
+    """The users whose username contains ``search``, or None when more than ``MAX_SEARCHED_IDS``
+    match: a page computes it once for every query. One scan of the usernames: of the username
+    index alone where the database can (SQLite: about a third of reading every user's row);
+    the queries using the ids keep the active users."""
     if not search:
         return None
     user_model = get_user_model()
-    lookup = {f"{user_model.USERNAME_FIELD}__icontains": search, "is_active": True}
+    lookup = {f"{user_model.USERNAME_FIELD}__icontains": search}
     ids = list(user_model._default_manager.filter(**lookup).values_list("pk", flat=True)[: MAX_SEARCHED_IDS + 1])
     return ids if len(ids) <= MAX_SEARCHED_IDS else None
 
