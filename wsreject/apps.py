@@ -21,6 +21,7 @@ class WSRejectConfig(AppConfig):
         from .daphne.checks import check_daphne_order
         from .isolation import connect_isolation
         from .layer_checks import check_channel_layers
+        from .metrics import connect_revocations
 
         checks.register(core_checks.check_settings)
         checks.register(core_checks.check_authenticator_requirements)
@@ -32,5 +33,6 @@ class WSRejectConfig(AppConfig):
         connect_receivers()
         revocation.install()
         connect_denial_log()
+        connect_revocations()
         connect_isolation()
         post_migrate.connect(create_declared_permissions, sender=self, dispatch_uid="wsreject.declared_perms")

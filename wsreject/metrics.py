@@ -5,6 +5,8 @@
 * ``wsreject_decision_seconds{endpoint, outcome}`` — from the handshake's arrival at
   :class:`MetricsMiddleware` to its accept or its denial.
 * ``wsreject_open_connections{endpoint}`` — accepted connections not yet closed.
+* ``wsreject_revocations_total{endpoint, reason}`` — open connections closed because their
+  access was revoked (:mod:`wsreject.revocation`), ``reason`` one of :data:`REVOCATION_REASONS`.
 
 ``endpoint`` is the route's name, else its pattern (``/ws/rooms/<slug:name>/``),
 never the raw path: a path the routing does not know counts as ``UNMATCHED``, so
@@ -13,7 +15,8 @@ random paths create no series. Every observation goes through
 place that says where the endpoint is learned.
 
 Denials are counted by the denial log's ``connection_denied`` receiver
-(:mod:`wsreject.access.denial_log`); accepts, latency and open connections by
+(:mod:`wsreject.access.denial_log`), revocations by :func:`observe_revocation`, a
+``connection_revoked`` receiver; accepts, latency and open connections by
 :class:`MetricsMiddleware`, the outermost layer of the WebSocket stack. With
 several worker processes set ``PROMETHEUS_MULTIPROC_DIR`` as ``prometheus_client``
 documents: :func:`metrics_view` then aggregates every process's files.
@@ -30,24 +33,33 @@ from typing import TYPE_CHECKING, Any
 
 from django.core.signals import setting_changed
 
+from .authentication.base import TOKEN_EXPIRED
+from .denial import DenyHandshake
 from .endpoints import Router
 from .handshake import current_handshake
 from .routes import websocket_application
+from .signals import connection_revoked
 from .types import Message, Receive, Scope, Send
 
 if TYPE_CHECKING:
     from django.http import HttpRequest, HttpResponse
 
 __all__ = [
+    "ACCEPTED",
+    "DENIED",
     "LATENCY_BUCKETS",
     "OBSERVATION_KEY",
+    "REVOCATION_REASONS",
     "UNMATCHED",
     "MetricsMiddleware",
     "Observation",
+    "connect_revocations",
     "endpoint_label",
     "metrics_view",
     "observe_handshake",
+    "observe_revocation",
     "prometheus_client",
+    "revocation_reason",
 ]
 
 prometheus_client: Any
@@ -59,6 +71,12 @@ except ImportError:  # the optional extra is not installed
 OBSERVATION_KEY = "wsreject.metrics"
 UNMATCHED = "(unmatched)"
 ACCEPTED, DENIED = "accepted", "denied"
+#: Why an open connection was closed, from the denial a new handshake would now get (a fixed set):
+#: ``credential_expired`` (401 "Token expired"), ``credential_revoked`` (any other 401: the user
+#: deactivated or deleted, the token deleted, the session ended), ``not_allowed`` (403: a
+#: permission or group removed, a rule restricting its groups), ``endpoint_disabled`` (503: an
+#: access rule disabled, or a dependency down during the re-check) and ``other``.
+REVOCATION_REASONS = ("credential_expired", "credential_revoked", "not_allowed", "endpoint_disabled", "other")
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 if prometheus_client is not None:
@@ -73,6 +91,10 @@ if prometheus_client is not None:
     OPEN_CONNECTIONS = prometheus_client.Gauge(
         "wsreject_open_connections", "Accepted WebSocket connections not yet closed, by endpoint.",
         ["endpoint"], multiprocess_mode="livesum",
+    )  # fmt: skip
+    REVOCATIONS = prometheus_client.Counter(
+        "wsreject_revocations", "Open WebSocket connections closed because their access was revoked, by endpoint and reason.",
+        ["endpoint", "reason"],
     )  # fmt: skip
 
 
@@ -162,6 +184,25 @@ def observe_handshake(scope: Scope, outcome: str, status: int) -> None:
         DECISION_SECONDS.labels(endpoint, outcome).observe(time.perf_counter() - observation.start)
         if outcome == DENIED:
             observation.state = "denied"
+
+
+def revocation_reason(denial: DenyHandshake) -> str:
+    """The ``reason`` label of a revocation: one of :data:`REVOCATION_REASONS`."""
+    status = denial.status_code
+    if status == 401:
+        return "credential_expired" if str(denial.detail) == TOKEN_EXPIRED else "credential_revoked"
+    return {403: "not_allowed", 503: "endpoint_disabled"}.get(status, "other")
+
+
+def observe_revocation(sender: Any, scope: Scope, denial: DenyHandshake, **kwargs: Any) -> None:
+    """``connection_revoked`` receiver: count one open connection closed by revocation."""
+    if prometheus_client is not None:
+        REVOCATIONS.labels(endpoint_label(scope), revocation_reason(denial)).inc()
+
+
+def connect_revocations() -> None:
+    """Count revocations from now on; called by ``WSRejectConfig.ready()``."""
+    connection_revoked.connect(observe_revocation, dispatch_uid="wsreject.metrics.revocations")
 
 
 class MetricsMiddleware:

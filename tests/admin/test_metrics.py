@@ -1,6 +1,7 @@
 """``/metrics`` of the demo on a real uvicorn with two worker processes (``PROMETHEUS_MULTIPROC_DIR``):
-handshakes by endpoint, outcome and status, the decision latency, open connections; random
-paths add no series; the Grafana dashboard's queries name only what is exported."""
+handshakes by endpoint, outcome and status, the decision latency, open connections, connections
+closed by revocation; random paths add no series; the Grafana dashboard's queries name only what
+is exported."""
 
 from __future__ import annotations
 
@@ -17,6 +18,8 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from websockets.exceptions import ConnectionClosed
 
+from tests.revocation.support import bearer, close_all, hold
+from tests.security.deployment import django_shell
 from tests.support.demo import DEMO_APP, prepare_demo
 from tests.support.servers import REPO_ROOT, running_server
 from tests.support.wsclient import Accepted, Denied, ws_connect
@@ -34,7 +37,7 @@ def demo(tmp_path_factory):
     multiproc.mkdir()
     data = prepare_demo(directory, {"PROMETHEUS_MULTIPROC_DIR": str(multiproc), "WSREJECT_LOG_LEVEL": "WARNING"})
     with running_server("uvicorn-websockets", DEMO_APP, env=data.env, extra_args=["--workers", "2"], startup_timeout=90) as server:
-        yield server, data.tokens, multiproc
+        yield server, data.tokens, multiproc, data.env
 
 
 def scrape(server) -> Samples:
@@ -68,7 +71,7 @@ def handshake(server, path: str, token: str | None = None):
 
 
 def test_handshakes_latency_and_open_connections(demo):
-    server, tokens, multiproc = demo
+    server, tokens, multiproc, _env = demo
     before = scrape(server)
 
     async def scenario():
@@ -114,7 +117,7 @@ def test_handshakes_latency_and_open_connections(demo):
 
 
 def test_random_paths_add_no_series(demo):
-    server, _tokens, _multiproc = demo
+    server, _tokens, _multiproc, _env = demo
 
     async def flood(paths: list[str]) -> list[int]:
         async def one(path: str) -> int:
@@ -146,8 +149,52 @@ def dashboard_queries() -> list[str]:
     return [target["expr"] for panel in dashboard["panels"] for target in panel.get("targets", [])]
 
 
-def test_the_grafana_dashboard_queries_only_exported_names(demo):
-    server, tokens, _multiproc = demo
+#: A user of their own (no process has decided for them yet) holding the room permission directly.
+FRANK = """
+from django.contrib.auth.models import Permission, User
+from wsreject.authentication.tokens import issue_token
+frank = User.objects.create_user('frank')
+frank.user_permissions.add(Permission.objects.get(content_type__app_label='chat', codename='join_room'))
+result(issue_token(frank, name='metrics')[1])
+"""
+
+
+@pytest.fixture(scope="module")
+def revoked(demo):
+    """frank's room connection, then his permission removed from a third process: the demo has no
+    Redis, so the worker holding it re-checks within ``MAX_STALENESS`` (5 s) and closes it."""
+    server, _tokens, _multiproc, env = demo
+    token = django_shell(env, FRANK)
+    before = scrape(server)
+
+    async def scenario() -> tuple[int | None, str | None]:
+        held = await hold("frank in lobby", server, "/ws/rooms/lobby/", bearer(token))
+        try:
+            django_shell(env, "from django.contrib.auth.models import User\nUser.objects.get(username='frank').user_permissions.clear()\n")
+            assert held.watcher is not None
+            await asyncio.wait([held.watcher], timeout=15)
+            return held.code, held.reason
+        finally:
+            await close_all([held])
+
+    closed = asyncio.run(scenario())
+    return before, closed
+
+
+def test_a_revoked_connection_is_counted_by_endpoint_and_reason(demo, revoked):
+    server, _tokens, _multiproc, _env = demo
+    before, (code, reason) = revoked
+    assert (code, reason) == (4403, "Not allowed to join this room"), "not closed by revocation"
+    labels = {"endpoint": "rooms", "reason": "not_allowed"}
+    target = value(before, "wsreject_revocations_total", **labels) + 1
+    after = wait_for(server, lambda s: value(s, "wsreject_revocations_total", **labels) >= target)
+    assert value(after, "wsreject_revocations_total", **labels) == target
+    revocations = {labels for name, labels in after if name == "wsreject_revocations_total"}
+    assert revocations == {(("endpoint", "rooms"), ("reason", "not_allowed"))}, revocations  # no path, nothing else
+
+
+def test_the_grafana_dashboard_queries_only_exported_names(demo, revoked):
+    server, tokens, _multiproc, _env = demo
     asyncio.run(handshake(server, "/ws/private/"))
     exported: dict[str, set[str]] = {}
     for name, labels in scrape(server):

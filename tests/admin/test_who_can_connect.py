@@ -109,3 +109,14 @@ def test_a_rule_restricting_to_a_group_is_reflected(admin_browser, population):
 
 def test_an_unknown_endpoint_is_404(admin_browser):
     assert admin_browser.get("/admin/wsreject/accessrule/endpoints/999/").status_code == 404
+
+
+@pytest.mark.parametrize("ratio", [0, 10**9], ids=["from-the-link-rows", "walking-the-users"])
+def test_both_ways_to_the_first_users_list_the_same(admin_browser, population, monkeypatch, ratio):
+    monkeypatch.setattr(holders, "SPARSE_RATIO", ratio)  # 0: every holder set counts as sparse
+    names, count = listed(admin_browser)
+    truth = expected(lambda user: user.has_perm(PERM))
+    assert names == truth and count == len(truth)
+    overview = admin_browser.get("/admin/wsreject/accessrule/endpoints/")
+    rooms = {row.endpoint.route: row for row in overview.context["rows"]}[ROOMS]
+    assert [user.get_username() for user in rooms.users] == truth[:USERS_PER_ROW]

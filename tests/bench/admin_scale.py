@@ -70,6 +70,18 @@ def _add_users(count: int) -> None:
         )
 
 
+def _checked_count(client: Any, url: str) -> int:
+    """The rooms row's count on the page, checked against one filtered pass over the user table
+    (the count's other form): a fast wrong answer would not be a result."""
+    from wsreject.access.holders import users_passing
+
+    rows = {row.endpoint.route: row for row in client.get(url).context["rows"]}
+    shown = rows["/ws/rooms/<slug:name>/"].user_count
+    reference = users_passing(["chat.join_room"], [], correlated=False).count()
+    assert shown == reference, (shown, reference)
+    return int(shown)
+
+
 def measure_one(database_url: str, users: int, renders: int) -> dict[str, Any]:
     """In this process: migrate, seed, render small, add ``users``, render large."""
     os.environ["DATABASE_URL"] = database_url
@@ -102,6 +114,7 @@ def measure_one(database_url: str, users: int, renders: int) -> dict[str, Any]:
     return {
         "small_users": small_users,
         "large_users": get_user_model().objects.count(),
+        "rooms_users": _checked_count(client, urls["who can connect"]),
         "seed_seconds": round(seeded, 1),
         "small_ms": small,
         "large_ms": large,

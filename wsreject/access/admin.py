@@ -39,7 +39,7 @@ from .denial_chart import denials_chart
 from .denial_log import denials_per_minute, recent_denials
 from .explain_admin import explain_urls
 from .forms import AccessRuleForm
-from .holders import Holders, groups_passing, searched_ids
+from .holders import Holders, groups_passing, population, searched_ids
 
 __all__ = [
     "MAX_SEARCH",
@@ -370,8 +370,10 @@ def who_can_connect(
     key = (frozenset(perms), frozenset(frozenset(ids) for ids in group_sets), search, limit)
     if search and "matching" not in memo:
         memo["matching"] = searched_ids(search)  # one scan of usernames for the whole page
+    if not search and "population" not in memo:
+        memo["population"] = population()  # one read of the user table for the whole page
     if key not in memo:  # endpoints requiring the same (often: every signed-in user) share the queries
-        holders = Holders(perms, group_sets, search, memo.get("matching"))
+        holders = Holders(perms, group_sets, search, memo.get("matching"), memo.get("population"))
         memo[key] = (holders.count(), holders[:limit])
     access.user_count, access.users = memo[key]
     if perms or group_sets:
