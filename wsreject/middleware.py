@@ -30,6 +30,7 @@ from .conf import wsreject_settings
 from .connections import unwatch, watch
 from .denial import DenyHandshake, ExceptionHandler
 from .handshake import Handshake, current_handshake
+from .metrics import OBSERVATION_KEY
 from .origins import is_allowed, parse_origin
 from .permissions import BasePermission, HasPermissions, IsAuthenticated, as_permission, authorize
 from .routes import routes_paths
@@ -90,8 +91,11 @@ class DenialMiddleware(Wrapper):
             return await self._nested(outer, scope, receive, send)
         handshake = Handshake(receive, send, self.denial_mode, self.exception_handler)
         if wsreject_settings.REVOCATION:
-            watch(handshake, scope, self)  # re-checked when access changes (wsreject.revocation)
-        scope = dict(scope, **{HANDSHAKE_KEY: handshake})
+            watch(handshake, scope, self)  # registered if accepted: re-checked when access changes
+        observation = scope.get(OBSERVATION_KEY)
+        if observation is not None:
+            observation.handshake = handshake  # MetricsMiddleware outside: its label without a probe
+        scope = {**scope, HANDSHAKE_KEY: handshake}
         timeout = wsreject_settings.DECISION_TIMEOUT if self.decision_timeout is _UNSET else self.decision_timeout
         deadline = asyncio.timeout(timeout)
         try:
