@@ -124,9 +124,10 @@ def _accepted(handshake: Handshake, scope: Scope, application: Any) -> None:
 
 
 def unwatch(handshake: Handshake) -> None:
-    """The application returned: the connection is gone whatever it said."""
+    """The application returned: the connection is gone whatever it said. Every hook goes (each
+    refers back to the handshake or to its consumer: a cycle only the garbage collector frees)."""
     closed = handshake.on_closed
-    handshake.on_accepted = handshake.on_closed = None
+    handshake.on_accepted = handshake.on_closed = handshake.on_revoked = None
     if closed is not None:
         closed()
 

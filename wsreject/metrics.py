@@ -96,6 +96,9 @@ class Observation:
     async def send(self, message: Message) -> None:
         if self.state == "deciding" and message["type"] == "websocket.accept":
             self.state = "accepting"
+            handshake = self.handshake
+            if self.endpoint is None and handshake is not None and handshake.route is not None:
+                self.endpoint = str(handshake.route.name or handshake.route.template)  # while it is known
         await self._send(message)
 
     async def receive(self) -> Message:
@@ -251,6 +254,7 @@ class MetricsMiddleware:
             return await self.inner({**scope, OBSERVATION_KEY: observation}, observation.receive, observation.send)
         finally:
             observation.closed()
+            observation.handshake = None  # it holds this send/receive pair: no cycle outlives the call
 
 
 def metrics_view(request: HttpRequest) -> HttpResponse:

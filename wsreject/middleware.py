@@ -108,10 +108,18 @@ class DenialMiddleware(Wrapper):
                 await handshake.deny(scope, DenyHandshake(503, DECISION_TIMED_OUT).response())
             else:
                 await handshake.fail(scope, exc)
+            exc.__traceback__ = None
         except Exception as exc:
             await handshake.fail(scope, exc)
+            exc.__traceback__ = None  # answered; its frames refer to it: a cycle holding the handshake
         finally:
+            # The hooks refer back to the handshake, the route record to the scopes it matched in,
+            # which hold the handshake: cycles. Dropped now, a handshake is freed by reference
+            # counting when it ends, not left for the garbage collector (every denial, at any rate).
             unwatch(handshake)
+            handshake.on_decided = None
+            handshake.hops = []
+            handshake.route = handshake.endpoint = None
 
     async def _nested(self, handshake: Handshake, scope: Scope, receive: Receive, send: Send) -> Any:
         before = handshake.denial_mode, handshake.exception_handler
@@ -130,6 +138,7 @@ class DenialMiddleware(Wrapper):
             raise
         except Exception as exc:
             await handshake.fail(scope, exc)
+            exc.__traceback__ = None
 
 
 class OriginMiddleware(Wrapper):
