@@ -108,10 +108,10 @@ class DenialMiddleware(Wrapper):
                 await handshake.deny(scope, DenyHandshake(503, DECISION_TIMED_OUT).response())
             else:
                 await handshake.fail(scope, exc)
-            exc.__traceback__ = None
         except Exception as exc:
             await handshake.fail(scope, exc)
-            exc.__traceback__ = None  # answered; its frames refer to it: a cycle holding the handshake
+            if isinstance(exc, DenyHandshake):
+                exc.__traceback__ = None  # answered; its frames refer to it: a cycle holding the handshake
         finally:
             # The hooks refer back to the handshake, the route record to the scopes it matched in,
             # which hold the handshake: cycles. Dropped now, a handshake is freed by reference
@@ -138,7 +138,8 @@ class DenialMiddleware(Wrapper):
             raise
         except Exception as exc:
             await handshake.fail(scope, exc)
-            exc.__traceback__ = None
+            if isinstance(exc, DenyHandshake):
+                exc.__traceback__ = None
 
 
 class OriginMiddleware(Wrapper):
