@@ -1,9 +1,9 @@
 """A handshake is freed by reference counting when it ends: nothing of it is left in a reference
 cycle for the garbage collector (which, at thousands of denials a second, is time spent on every
 one). Checked through the demo's whole stack (``MetricsMiddleware`` included) for a denial by the
-consumer, by middleware (Origin), by the router (404) and for an accepted connection: with
-collection off, ``gc.collect()`` under ``DEBUG_SAVEALL`` must find no ``Handshake``, no
-``Observation`` and no consumer among what only the collector could free."""
+consumer, after a refused credential, by middleware (Origin), by the router (404) and for an
+accepted connection: with collection off, ``gc.collect()`` under ``DEBUG_SAVEALL`` must find no
+``Handshake``, no ``Observation`` and no consumer among what only the collector could free."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ pytestmark = pytest.mark.django_db
 
 CASES = {
     "consumer 401": ("/ws/private/", [], 401),
+    "forged token 401": ("/ws/private/", [(b"authorization", b"Bearer wsr_" + b"A1" * 31)], 401),
     "Origin 403": ("/ws/private/", [(b"origin", b"https://evil.example")], 403),
     "unknown path 404": ("/ws/does-not-exist/", [], 404),
     "accepted echo": ("/ws/echo/", [], 101),
