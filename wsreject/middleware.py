@@ -30,7 +30,7 @@ from .conf import wsreject_settings
 from .connections import unwatch, watch
 from .denial import DenyHandshake, ExceptionHandler
 from .handshake import Handshake, current_handshake
-from .metrics import OBSERVATION_KEY
+from .metrics import OBSERVATION_KEY, UNMATCHED, Observation
 from .origins import is_allowed, parse_origin
 from .permissions import BasePermission, HasPermissions, IsAuthenticated, as_permission, authorize
 from .routes import routes_paths
@@ -93,7 +93,7 @@ class DenialMiddleware(Wrapper):
         if wsreject_settings.REVOCATION:
             watch(handshake, scope, self)  # registered if accepted: re-checked when access changes
         observation = scope.get(OBSERVATION_KEY)
-        if observation is not None:
+        if isinstance(observation, Observation):
             observation.handshake = handshake  # MetricsMiddleware outside: its label without a probe
         scope = {**scope, HANDSHAKE_KEY: handshake}
         timeout = wsreject_settings.DECISION_TIMEOUT if self.decision_timeout is _UNSET else self.decision_timeout
@@ -243,6 +243,9 @@ class RouteNotFoundMiddleware(Wrapper):
             if str(exc).startswith(NO_ROUTE) and (handshake is None or handshake.route is None):
                 if handshake is not None and handshake.miss_mode is not None:
                     handshake.denial_mode = handshake.miss_mode  # the mount the path went furthest into
+                observation = scope.get(OBSERVATION_KEY)
+                if isinstance(observation, Observation) and observation.endpoint is None:
+                    observation.endpoint = UNMATCHED  # the routing said so: no probe to ask it again
                 raise DenyHandshake(404) from None
             raise
 

@@ -1,6 +1,7 @@
 """``MetricsMiddleware`` in process, around the recommended stack: denials and accepts are counted
 under the route Channels matched, without a routing probe once a route was reached; a path
-no route takes is ``(unmatched)``; a close-code denial (an accept, then a close) is a denial only;
+no route takes is ``(unmatched)`` (no probe either); a denial before routing asks the routing
+once; a close-code denial (an accept, then a close) is a denial only;
 open connections go up and down. The real-server view of the same is tests/admin/test_metrics.py."""
 
 from __future__ import annotations
@@ -87,11 +88,20 @@ async def test_an_accept_is_counted_under_the_route_without_a_probe_and_opens_a_
     assert CountingRouter.probes == 0
 
 
-async def test_a_path_no_route_takes_is_unmatched(app):
+async def test_a_path_no_route_takes_is_unmatched_without_a_probe(app):
     before = sample("wsreject_handshakes_total", endpoint="(unmatched)", outcome="denied", status="404")
     result = await HandshakeCommunicator(app, "/m/nowhere/").handshake()
     assert isinstance(result, Denied) and result.status_code == 404
     assert sample("wsreject_handshakes_total", endpoint="(unmatched)", outcome="denied", status="404") == before + 1
+    assert CountingRouter.probes == 0  # the routing's own miss said it
+
+
+async def test_a_denial_before_routing_asks_the_routing_once(app):
+    before = sample("wsreject_handshakes_total", endpoint="metrics-login", outcome="denied", status="403")
+    result = await HandshakeCommunicator(app, "/m/login/", headers=[(b"origin", b"https://evil.example")]).handshake()
+    assert isinstance(result, Denied) and result.status_code == 403
+    assert sample("wsreject_handshakes_total", endpoint="metrics-login", outcome="denied", status="403") == before + 1
+    assert CountingRouter.probes == 1
 
 
 async def test_a_close_code_denial_is_a_denial_not_an_accept(app):
