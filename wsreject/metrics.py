@@ -37,6 +37,18 @@ from .transport import Message, Receive, Send
 if TYPE_CHECKING:
     from django.http import HttpRequest, HttpResponse
 
+__all__ = [
+    "ACCEPTED",
+    "DENIED",
+    "OBSERVATION_KEY",
+    "UNMATCHED",
+    "MetricsMiddleware",
+    "Observation",
+    "endpoint_label",
+    "metrics_view",
+    "observe_handshake",
+]
+
 prometheus_client: Any
 try:
     import prometheus_client
