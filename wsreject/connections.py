@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Iterator
+from functools import partial
 from typing import Any
 
 from .denial import DenyHandshake
@@ -114,25 +115,22 @@ registry = Registry()
 
 def watch(handshake: Handshake, scope: Scope, application: Any) -> None:
     """Register the connection when ``handshake`` is accepted at a routed endpoint, forget it when
-    it closes. Called by the outermost ``DenialMiddleware``."""
-    found: list[Connection] = []
+    it closes. Called by the outermost ``DenialMiddleware`` on every handshake: it only leaves one
+    hook, and nothing is built for a handshake that is denied."""
+    handshake.on_accepted = partial(_accepted, handshake, scope, application)
 
-    def accepted() -> None:
-        if handshake.route is not None and not found:
-            found.append(registry.register(handshake, scope, application))
 
-    def closed() -> None:
-        if found:
-            registry.forget(found[0])
-
-    handshake.on_accepted = accepted
-    handshake.on_closed = closed
+def _accepted(handshake: Handshake, scope: Scope, application: Any) -> None:
+    handshake.on_accepted = None  # once
+    if handshake.route is not None:
+        handshake.on_closed = partial(registry.forget, registry.register(handshake, scope, application))
 
 
 def unwatch(handshake: Handshake) -> None:
-    """The application returned: the connection is gone whatever it said."""
+    """The application returned: the connection is gone whatever it said. Every hook goes (each
+    refers back to the handshake or to its consumer: a cycle only the garbage collector frees)."""
     closed = handshake.on_closed
-    handshake.on_accepted = handshake.on_closed = None
+    handshake.on_accepted = handshake.on_closed = handshake.on_revoked = None
     if closed is not None:
         closed()
 

@@ -185,6 +185,8 @@ class AuthorizedConsumer:
                         self._authorized = self._decided_in_thread = True
                 except Exception as exc:
                     await self._deny(exc)
+                    if isinstance(exc, DenyHandshake):
+                        exc.__traceback__ = None  # its frames hold it: a cycle only the collector frees
                     return None
             replay = [first]
 

@@ -27,8 +27,6 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from django.core.signals import setting_changed
@@ -36,7 +34,7 @@ from django.core.signals import setting_changed
 from .authentication.base import TOKEN_EXPIRED
 from .denial import DenyHandshake
 from .endpoints import Router
-from .handshake import current_handshake
+from .handshake import Handshake, current_handshake
 from .routes import websocket_application
 from .signals import connection_revoked
 from .types import Message, Receive, Scope, Send
@@ -98,19 +96,61 @@ if prometheus_client is not None:
     )  # fmt: skip
 
 
-@dataclass
 class Observation:
-    """One handshake as :class:`MetricsMiddleware` sees it; the same object in every scope copy."""
+    """One handshake as :class:`MetricsMiddleware` sees it; the same object in every scope copy.
 
-    start: float
-    resolve: Callable[[], str]  # the label when nothing inside told it first (a routing probe)
-    endpoint: str | None = None  # the label, once known
-    state: str = "deciding"  # "accepting" (accept sent), "open", "denied", "closed"
+    It is also the ``send``/``receive`` pair the middleware hands inward (no closures per
+    handshake): ``send`` notes the accept, ``receive`` confirms it.
+    """
+
+    __slots__ = ("_receive", "_send", "endpoint", "handshake", "router", "scope", "start", "state")
+
+    def __init__(self, start: float, scope: Scope, router: Any, receive: Receive, send: Send) -> None:
+        self.start = start
+        self.scope = scope  # as the middleware got it: where a routing probe starts
+        self.router = router
+        self.endpoint: str | None = None  # the label, once known
+        self.handshake: Handshake | None = None  # set by the outermost DenialMiddleware inside
+        self.state = "deciding"  # "accepting" (accept sent), "open", "denied", "closed"
+        self._receive = receive
+        self._send = send
 
     def label(self) -> str:
+        """The label: the route Channels matched when the handshake reached one, else the
+        routing asked on the path (a probe run). Learned once."""
         if self.endpoint is None:
-            self.endpoint = self.resolve()
+            handshake = self.handshake
+            if handshake is not None and handshake.route is not None:
+                self.endpoint = str(handshake.route.name or handshake.route.template)
+            else:
+                self.endpoint = _routed_label(self.scope, self.router) or UNMATCHED
         return self.endpoint
+
+    async def send(self, message: Message) -> None:
+        if self.state == "deciding" and message["type"] == "websocket.accept":
+            self.state = "accepting"
+            handshake = self.handshake
+            if self.endpoint is None and handshake is not None and handshake.route is not None:
+                self.endpoint = str(handshake.route.name or handshake.route.template)  # while it is known
+        await self._send(message)
+
+    async def receive(self) -> Message:
+        if self.state == "accepting":
+            self.confirm_accept()
+        return await self._receive()
+
+    def confirm_accept(self) -> None:
+        """The accept stands (no denial followed it): count it and the open connection."""
+        if self.state == "accepting":
+            self.state = "open"
+            observe(self, ACCEPTED, 101)
+            _open_connections(self.endpoint or self.label()).inc()
+
+    def closed(self) -> None:
+        self.confirm_accept()
+        if self.state == "open":
+            self.state = "closed"
+            _open_connections(self.endpoint or self.label()).dec()
 
 
 def _routed_label(scope: Scope, router: Any = None) -> str | None:
@@ -178,12 +218,53 @@ def observe_handshake(scope: Scope, outcome: str, status: int) -> None:
     if prometheus_client is None:
         return
     observation = scope.get(OBSERVATION_KEY)
-    endpoint = endpoint_label(scope)
-    HANDSHAKES.labels(endpoint, outcome, str(status)).inc()
     if isinstance(observation, Observation):
-        DECISION_SECONDS.labels(endpoint, outcome).observe(time.perf_counter() - observation.start)
+        if observation.handshake is None:  # no DenialMiddleware said which one it is
+            observation.handshake = current_handshake(scope)
+        observe(observation, outcome, status)
         if outcome == DENIED:
             observation.state = "denied"
+    else:
+        _handshakes(endpoint_label(scope), outcome, status).inc()
+
+
+def observe(observation: Observation, outcome: str, status: int) -> None:
+    """The counter and the latency of one handshake timed by :class:`MetricsMiddleware`."""
+    elapsed = time.perf_counter() - observation.start
+    endpoint = observation.endpoint or observation.label()
+    _handshakes(endpoint, outcome, status).inc()
+    _decision_seconds(endpoint, outcome).observe(elapsed)
+
+
+# The labelled children, kept here: ``labels()`` validates, joins and locks on every call. The
+# label values are bounded (route names and patterns, UNMATCHED, the outcomes, the statuses).
+_handshake_children: dict[tuple[str, str, int], Any] = {}
+_latency_children: dict[tuple[str, str], Any] = {}
+_open_children: dict[str, Any] = {}
+
+
+def _handshakes(endpoint: str, outcome: str, status: int) -> Any:
+    try:
+        return _handshake_children[endpoint, outcome, status]
+    except KeyError:
+        child = _handshake_children[endpoint, outcome, status] = HANDSHAKES.labels(endpoint, outcome, str(status))
+        return child
+
+
+def _decision_seconds(endpoint: str, outcome: str) -> Any:
+    try:
+        return _latency_children[endpoint, outcome]
+    except KeyError:
+        child = _latency_children[endpoint, outcome] = DECISION_SECONDS.labels(endpoint, outcome)
+        return child
+
+
+def _open_connections(endpoint: str) -> Any:
+    try:
+        return _open_children[endpoint]
+    except KeyError:
+        child = _open_children[endpoint] = OPEN_CONNECTIONS.labels(endpoint)
+        return child
 
 
 def revocation_reason(denial: DenyHandshake) -> str:
@@ -220,32 +301,12 @@ class MetricsMiddleware:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> Any:
         if scope["type"] != "websocket" or prometheus_client is None:
             return await self.inner(scope, receive, send)
-        outer = scope
-        observation = Observation(time.perf_counter(), lambda: _routed_label(outer, self.router) or UNMATCHED)
-        scope = dict(scope, **{OBSERVATION_KEY: observation})
-
-        def confirm_accept() -> None:
-            if observation.state == "accepting":
-                observation.state = "open"
-                observe_handshake(scope, ACCEPTED, 101)
-                OPEN_CONNECTIONS.labels(observation.label()).inc()
-
-        async def observed_send(message: Message) -> None:
-            if message["type"] == "websocket.accept" and observation.state == "deciding":
-                observation.state = "accepting"
-            await send(message)
-
-        async def observed_receive() -> Message:
-            confirm_accept()
-            return await receive()
-
+        observation = Observation(time.perf_counter(), scope, self.router, receive, send)
         try:
-            return await self.inner(scope, observed_receive, observed_send)
+            return await self.inner({**scope, OBSERVATION_KEY: observation}, observation.receive, observation.send)
         finally:
-            confirm_accept()
-            if observation.state == "open":
-                observation.state = "closed"
-                OPEN_CONNECTIONS.labels(observation.label()).dec()
+            observation.closed()
+            observation.handshake = None  # it holds this send/receive pair: no cycle outlives the call
 
 
 def metrics_view(request: HttpRequest) -> HttpResponse:

@@ -30,6 +30,7 @@ from .connections import unwatch, watch
 from .denial import DenyHandshake, ExceptionHandler
 from .enforcement import AccessRuleMiddleware
 from .handshake import Handshake, current_handshake
+from .metrics import OBSERVATION_KEY, UNMATCHED, Observation
 from .origins import is_allowed, parse_origin
 from .permissions import BasePermission, HasPermissions, IsAuthenticated, as_permission, authorize
 from .routes import routes_paths
@@ -104,8 +105,11 @@ class DenialMiddleware(Wrapper):
             return await self._nested(outer, scope, receive, send)
         handshake = Handshake(receive, send, self.denial_mode, self.exception_handler)
         if wsreject_settings.REVOCATION:
-            watch(handshake, scope, self)  # re-checked when access changes (wsreject.revocation)
-        scope = dict(scope, **{HANDSHAKE_KEY: handshake})
+            watch(handshake, scope, self)  # registered if accepted: re-checked when access changes
+        observation = scope.get(OBSERVATION_KEY)
+        if isinstance(observation, Observation):
+            observation.handshake = handshake  # MetricsMiddleware outside: its label without a probe
+        scope = {**scope, HANDSHAKE_KEY: handshake}
         timeout = wsreject_settings.DECISION_TIMEOUT if self.decision_timeout is _UNSET else self.decision_timeout
         deadline = asyncio.timeout(timeout)
         try:
@@ -120,8 +124,16 @@ class DenialMiddleware(Wrapper):
                 await handshake.fail(scope, exc)
         except Exception as exc:
             await handshake.fail(scope, exc)
+            if isinstance(exc, DenyHandshake):
+                exc.__traceback__ = None  # answered; its frames refer to it: a cycle holding the handshake
         finally:
+            # The hooks refer back to the handshake, the route record to the scopes it matched in,
+            # which hold the handshake: cycles. Dropped now, a handshake is freed by reference
+            # counting when it ends, not left for the garbage collector (every denial, at any rate).
             unwatch(handshake)
+            handshake.on_decided = None
+            handshake.hops = []
+            handshake.route = handshake.endpoint = None
 
     async def _nested(self, handshake: Handshake, scope: Scope, receive: Receive, send: Send) -> Any:
         before = handshake.denial_mode, handshake.exception_handler
@@ -140,6 +152,8 @@ class DenialMiddleware(Wrapper):
             raise
         except Exception as exc:
             await handshake.fail(scope, exc)
+            if isinstance(exc, DenyHandshake):
+                exc.__traceback__ = None
 
 
 class OriginMiddleware(Wrapper):
@@ -243,6 +257,9 @@ class RouteNotFoundMiddleware(Wrapper):
             if str(exc).startswith(NO_ROUTE) and (handshake is None or handshake.route is None):
                 if handshake is not None and handshake.miss_mode is not None:
                     handshake.denial_mode = handshake.miss_mode  # the mount the path went furthest into
+                observation = scope.get(OBSERVATION_KEY)
+                if isinstance(observation, Observation) and observation.endpoint is None:
+                    observation.endpoint = UNMATCHED  # the routing said so: no probe to ask it again
                 raise DenyHandshake(404) from None
             raise
 

@@ -69,6 +69,7 @@ class AuthState:
         return bool(self.candidates) or self.external
 
     def refuse(self, authenticator: BaseAuthenticator, failure: AuthenticationFailed) -> AnonymousUser:
+        failure.__traceback__ = None  # kept for the answer; its frames would hold it: a cycle
         self.failure, self.refused_by = failure, authenticator
         return AnonymousUser()
 
