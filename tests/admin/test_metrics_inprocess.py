@@ -11,8 +11,8 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from channels.routing import URLRouter
 from django.urls import path
 
-from wsreject.endpoints import Router
 from wsreject.consumers import AuthorizedConsumer
+from wsreject.endpoints import Router
 from wsreject.middleware import DenialMiddleware, DenialMiddlewareStack
 from wsreject.testing import Accepted, Denied, HandshakeCommunicator
 
