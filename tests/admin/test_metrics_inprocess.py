@@ -6,6 +6,7 @@ open connections go up and down. The real-server view of the same is tests/admin
 
 from __future__ import annotations
 
+import prometheus_client  # in both locks: the metrics extra is part of what the suite tests
 import pytest
 from channels.generic.websocket import AsyncWebsocketConsumer
 from channels.routing import URLRouter
@@ -15,8 +16,6 @@ from wsreject.consumers import AuthorizedConsumer
 from wsreject.endpoints import Router
 from wsreject.middleware import DenialMiddleware, DenialMiddlewareStack
 from wsreject.testing import Accepted, Denied, HandshakeCommunicator
-
-prometheus_client = pytest.importorskip("prometheus_client", reason="the metrics extra is not installed")
 
 pytestmark = pytest.mark.django_db
 
